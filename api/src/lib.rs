@@ -1,0 +1,1 @@
+//! REST and GraphQL API over one service layer.

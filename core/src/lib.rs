@@ -1,0 +1,1 @@
+//! Pure filtering and multi-tenant policy logic: no I/O beyond the traits it defines.

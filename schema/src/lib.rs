@@ -1,0 +1,1 @@
+//! Persistence layer: one portable diesel schema over SQLite and PostgreSQL.

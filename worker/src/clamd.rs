@@ -1,0 +1,1 @@
+//! ClamAV `clamd` client (INSTREAM) implementing the core virus-scanner trait.

@@ -1,0 +1,1 @@
+//! Downstream delivery over SMTP with retries and backoff.

@@ -1,0 +1,5 @@
+//! SMTP ingest, downstream delivery and scheduled jobs.
+
+pub mod clamd;
+pub mod delivery;
+pub mod smtp;
