@@ -2,4 +2,5 @@
 
 pub mod clamd;
 pub mod delivery;
+pub mod sink;
 pub mod smtp;
