@@ -1,1 +1,86 @@
-//! REST and GraphQL API over one service layer.
+//! REST (OpenAPI) and GraphQL over one service layer.
+//!
+//! - [`service`]: every operation once; role checks happen here, scope filtering in
+//!   `cleanmail_schema`'s store functions.
+//! - [`rest`]: axum handlers under `/api/v1`, documented with utoipa.
+//! - [`graphql`]: async-graphql schema at `/graphql`, resolvers calling the same services.
+//! - [`ApiError`]: one error type, rendered as RFC 9457 problem JSON on REST and as
+//!   `extensions.code` on GraphQL.
+
+mod auth;
+mod error;
+pub mod graphql;
+pub mod rest;
+mod router;
+pub mod service;
+
+use std::sync::Arc;
+
+pub use auth::{Principal, Role};
+pub use error::{ApiError, FieldError, Problem, Validator};
+pub use router::{openapi, openapi_json, router};
+pub use service::api_keys::bootstrap_platform_admin;
+
+/// Shared state of the API: cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: cleanmail_schema::Db,
+    tokens: auth::TokenKeys,
+    /// Data-residency regions this deployment serves.
+    pub regions: Arc<Vec<String>>,
+}
+
+impl AppState {
+    /// Starts building state around a database.
+    pub fn builder(db: cleanmail_schema::Db) -> AppStateBuilder {
+        AppStateBuilder {
+            db,
+            jwt_secret: None,
+            regions: vec!["ch".to_owned()],
+        }
+    }
+}
+
+/// Builder for [`AppState`], so tests can swap parts.
+pub struct AppStateBuilder {
+    db: cleanmail_schema::Db,
+    jwt_secret: Option<Vec<u8>>,
+    regions: Vec<String>,
+}
+
+impl AppStateBuilder {
+    /// The HMAC secret for login tokens (random per process if not set).
+    pub fn jwt_secret(mut self, secret: Vec<u8>) -> Self {
+        self.jwt_secret = Some(secret);
+        self
+    }
+
+    /// The data-residency regions served (default `ch`).
+    pub fn regions(mut self, regions: Vec<String>) -> Self {
+        self.regions = regions;
+        self
+    }
+
+    pub fn build(self) -> AppState {
+        let secret = self
+            .jwt_secret
+            .unwrap_or_else(|| random_bytes::<64>().to_vec());
+        AppState {
+            db: self.db,
+            tokens: auth::TokenKeys::from_secret(&secret),
+            regions: Arc::new(self.regions),
+        }
+    }
+}
+
+/// `N` bytes from the operating system's secure random source.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+    bytes
+}
+
+/// The GraphQL schema in SDL.
+pub fn graphql_sdl() -> String {
+    graphql::schema_without_state().sdl()
+}

@@ -1,0 +1,483 @@
+//! The GraphQL schema at `/graphql`: the same operations as REST, resolved by the same
+//! service functions. Lists are Relay connections; errors carry `extensions.code`.
+
+use async_graphql::connection::{Connection, Edge};
+use async_graphql::{Context, EmptySubscription, Object, Schema};
+use axum::extract::State;
+use axum::http::HeaderMap;
+
+use crate::rest::access::Me;
+use crate::service::aliases::{Alias, AliasFilter, CreateAlias, UpdateAlias};
+use crate::service::api_keys::{ApiKey, CreateApiKey, CreatedApiKey};
+use crate::service::domains::{CreateDomain, Domain, DomainFilter, UpdateDomain};
+use crate::service::import::{ImportReport, ImportTarget};
+use crate::service::resellers::{CreateReseller, Reseller, ResellerFilter, UpdateReseller};
+use crate::service::tenants::{CreateTenant, Tenant, TenantFilter, UpdateTenant};
+use crate::service::users::{CreateUser, UpdateUser, User, UserFilter};
+use crate::service::{self, Page, PageParams};
+use crate::{ApiError, AppState, Principal};
+
+/// The schema type.
+pub type CleanmailSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+
+/// Maximum query depth and complexity accepted.
+pub const MAX_DEPTH: usize = 12;
+pub const MAX_COMPLEXITY: usize = 2000;
+
+fn builder() -> async_graphql::SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
+    Schema::build(QueryRoot, MutationRoot, EmptySubscription)
+        .limit_depth(MAX_DEPTH)
+        .limit_complexity(MAX_COMPLEXITY)
+}
+
+/// The schema bound to the application state.
+pub fn schema(state: AppState) -> CleanmailSchema {
+    builder().data(state).finish()
+}
+
+/// The schema without state, for printing the SDL.
+pub fn schema_without_state() -> CleanmailSchema {
+    builder().finish()
+}
+
+/// The outcome of authenticating the request, placed in the GraphQL context.
+struct Caller(Result<Principal, ApiError>);
+
+/// Axum handler: authenticates, then executes the GraphQL request.
+pub async fn handler(
+    State(state): State<AppState>,
+    axum::Extension(schema): axum::Extension<CleanmailSchema>,
+    headers: HeaderMap,
+    request: async_graphql_axum::GraphQLRequest,
+) -> async_graphql_axum::GraphQLResponse {
+    let authorization = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let caller = match authorization {
+        Some(_) => Caller(state.authenticate(authorization).await),
+        None => Caller(Err(ApiError::Unauthenticated)),
+    };
+    schema
+        .execute(request.into_inner().data(caller))
+        .await
+        .into()
+}
+
+fn state<'a>(ctx: &Context<'a>) -> &'a AppState {
+    ctx.data_unchecked::<AppState>()
+}
+
+fn who<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Principal> {
+    match ctx.data_opt::<Caller>() {
+        Some(Caller(Ok(principal))) => Ok(principal),
+        _ => Err(ApiError::Unauthenticated.into_graphql()),
+    }
+}
+
+trait IntoGql<T> {
+    fn gql(self) -> async_graphql::Result<T>;
+    /// `NotFound` becomes `null`, as a missing object in GraphQL is.
+    fn gql_opt(self) -> async_graphql::Result<Option<T>>;
+}
+
+impl<T> IntoGql<T> for Result<T, ApiError> {
+    fn gql(self) -> async_graphql::Result<T> {
+        self.map_err(ApiError::into_graphql)
+    }
+    fn gql_opt(self) -> async_graphql::Result<Option<T>> {
+        match self {
+            Ok(v) => Ok(Some(v)),
+            Err(ApiError::NotFound) => Ok(None),
+            Err(e) => Err(e.into_graphql()),
+        }
+    }
+}
+
+fn page_params(first: Option<i32>, after: Option<String>) -> PageParams {
+    PageParams {
+        after,
+        limit: first.map(i64::from),
+    }
+}
+
+fn connection<T: async_graphql::OutputType>(
+    page: Page<T>,
+    had_cursor: bool,
+    cursor_of: impl Fn(&T) -> String,
+) -> Connection<String, T> {
+    let mut connection = Connection::new(had_cursor, page.next_cursor.is_some());
+    connection.edges.extend(
+        page.items
+            .into_iter()
+            .map(|item| Edge::new(cursor_of(&item), item)),
+    );
+    connection
+}
+
+/// Read operations.
+pub struct QueryRoot;
+
+#[Object]
+impl QueryRoot {
+    /// The authenticated caller.
+    async fn me(&self, ctx: &Context<'_>) -> async_graphql::Result<Me> {
+        Ok(Me::from(who(ctx)?))
+    }
+
+    async fn reseller(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+    ) -> async_graphql::Result<Option<Reseller>> {
+        service::resellers::get(state(ctx), who(ctx)?, &id)
+            .await
+            .gql_opt()
+    }
+
+    async fn resellers(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<ResellerFilter>,
+    ) -> async_graphql::Result<Connection<String, Reseller>> {
+        let had_cursor = after.is_some();
+        let page = service::resellers::list(
+            state(ctx),
+            who(ctx)?,
+            &filter.unwrap_or_default(),
+            &page_params(first, after),
+        )
+        .await
+        .gql()?;
+        Ok(connection(page, had_cursor, |r| r.id.clone()))
+    }
+
+    async fn tenant(&self, ctx: &Context<'_>, id: String) -> async_graphql::Result<Option<Tenant>> {
+        service::tenants::get(state(ctx), who(ctx)?, &id)
+            .await
+            .gql_opt()
+    }
+
+    async fn tenants(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<TenantFilter>,
+    ) -> async_graphql::Result<Connection<String, Tenant>> {
+        let had_cursor = after.is_some();
+        let page = service::tenants::list(
+            state(ctx),
+            who(ctx)?,
+            &filter.unwrap_or_default(),
+            &page_params(first, after),
+        )
+        .await
+        .gql()?;
+        Ok(connection(page, had_cursor, |t| t.id.clone()))
+    }
+
+    async fn domain(&self, ctx: &Context<'_>, id: String) -> async_graphql::Result<Option<Domain>> {
+        service::domains::get(state(ctx), who(ctx)?, &id)
+            .await
+            .gql_opt()
+    }
+
+    async fn domains(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<DomainFilter>,
+    ) -> async_graphql::Result<Connection<String, Domain>> {
+        let had_cursor = after.is_some();
+        let page = service::domains::list(
+            state(ctx),
+            who(ctx)?,
+            &filter.unwrap_or_default(),
+            &page_params(first, after),
+        )
+        .await
+        .gql()?;
+        Ok(connection(page, had_cursor, |d| d.id.clone()))
+    }
+
+    async fn user(&self, ctx: &Context<'_>, id: String) -> async_graphql::Result<Option<User>> {
+        service::users::get(state(ctx), who(ctx)?, &id)
+            .await
+            .gql_opt()
+    }
+
+    async fn users(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<UserFilter>,
+    ) -> async_graphql::Result<Connection<String, User>> {
+        let had_cursor = after.is_some();
+        let page = service::users::list(
+            state(ctx),
+            who(ctx)?,
+            &filter.unwrap_or_default(),
+            &page_params(first, after),
+        )
+        .await
+        .gql()?;
+        Ok(connection(page, had_cursor, |u| u.id.clone()))
+    }
+
+    async fn alias(&self, ctx: &Context<'_>, id: String) -> async_graphql::Result<Option<Alias>> {
+        service::aliases::get(state(ctx), who(ctx)?, &id)
+            .await
+            .gql_opt()
+    }
+
+    async fn aliases(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<AliasFilter>,
+    ) -> async_graphql::Result<Connection<String, Alias>> {
+        let had_cursor = after.is_some();
+        let page = service::aliases::list(
+            state(ctx),
+            who(ctx)?,
+            &filter.unwrap_or_default(),
+            &page_params(first, after),
+        )
+        .await
+        .gql()?;
+        Ok(connection(page, had_cursor, |a| a.id.clone()))
+    }
+
+    async fn api_key(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+    ) -> async_graphql::Result<Option<ApiKey>> {
+        service::api_keys::get(state(ctx), who(ctx)?, &id)
+            .await
+            .gql_opt()
+    }
+
+    async fn api_keys(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, ApiKey>> {
+        let had_cursor = after.is_some();
+        let page = service::api_keys::list(state(ctx), who(ctx)?, &page_params(first, after))
+            .await
+            .gql()?;
+        Ok(connection(page, had_cursor, |k| k.id.clone()))
+    }
+
+    /// The users and aliases of a domain or tenant as import CSV.
+    async fn export_addresses(
+        &self,
+        ctx: &Context<'_>,
+        target: ImportTarget,
+    ) -> async_graphql::Result<String> {
+        service::import::export(state(ctx), who(ctx)?, &target)
+            .await
+            .gql()
+    }
+}
+
+/// A bearer token from `login`.
+#[derive(async_graphql::SimpleObject)]
+pub struct LoginPayload {
+    pub access_token: String,
+    pub token_type: String,
+    pub expires_in: i64,
+}
+
+/// Write operations.
+pub struct MutationRoot;
+
+#[Object]
+impl MutationRoot {
+    /// Exchanges an email and password for a bearer token.
+    async fn login(
+        &self,
+        ctx: &Context<'_>,
+        email: String,
+        password: String,
+    ) -> async_graphql::Result<LoginPayload> {
+        let access_token = state(ctx).login(&email, &password).await.gql()?;
+        Ok(LoginPayload {
+            access_token,
+            token_type: "Bearer".into(),
+            expires_in: crate::auth::ACCESS_TOKEN_SECONDS,
+        })
+    }
+
+    async fn create_reseller(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateReseller,
+    ) -> async_graphql::Result<Reseller> {
+        service::resellers::create(state(ctx), who(ctx)?, input)
+            .await
+            .gql()
+    }
+    async fn update_reseller(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+        input: UpdateReseller,
+    ) -> async_graphql::Result<Reseller> {
+        service::resellers::update(state(ctx), who(ctx)?, &id, input)
+            .await
+            .gql()
+    }
+    /// Returns the id of the deleted reseller.
+    async fn delete_reseller(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+    ) -> async_graphql::Result<String> {
+        service::resellers::delete(state(ctx), who(ctx)?, &id)
+            .await
+            .gql()
+            .map(|()| id)
+    }
+
+    async fn create_tenant(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateTenant,
+    ) -> async_graphql::Result<Tenant> {
+        service::tenants::create(state(ctx), who(ctx)?, input)
+            .await
+            .gql()
+    }
+    async fn update_tenant(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+        input: UpdateTenant,
+    ) -> async_graphql::Result<Tenant> {
+        service::tenants::update(state(ctx), who(ctx)?, &id, input)
+            .await
+            .gql()
+    }
+    async fn delete_tenant(&self, ctx: &Context<'_>, id: String) -> async_graphql::Result<String> {
+        service::tenants::delete(state(ctx), who(ctx)?, &id)
+            .await
+            .gql()
+            .map(|()| id)
+    }
+
+    async fn create_domain(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateDomain,
+    ) -> async_graphql::Result<Domain> {
+        service::domains::create(state(ctx), who(ctx)?, input)
+            .await
+            .gql()
+    }
+    async fn update_domain(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+        input: UpdateDomain,
+    ) -> async_graphql::Result<Domain> {
+        service::domains::update(state(ctx), who(ctx)?, &id, input)
+            .await
+            .gql()
+    }
+    async fn delete_domain(&self, ctx: &Context<'_>, id: String) -> async_graphql::Result<String> {
+        service::domains::delete(state(ctx), who(ctx)?, &id)
+            .await
+            .gql()
+            .map(|()| id)
+    }
+
+    async fn create_user(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateUser,
+    ) -> async_graphql::Result<User> {
+        service::users::create(state(ctx), who(ctx)?, input)
+            .await
+            .gql()
+    }
+    async fn update_user(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+        input: UpdateUser,
+    ) -> async_graphql::Result<User> {
+        service::users::update(state(ctx), who(ctx)?, &id, input)
+            .await
+            .gql()
+    }
+    async fn delete_user(&self, ctx: &Context<'_>, id: String) -> async_graphql::Result<String> {
+        service::users::delete(state(ctx), who(ctx)?, &id)
+            .await
+            .gql()
+            .map(|()| id)
+    }
+
+    async fn create_alias(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateAlias,
+    ) -> async_graphql::Result<Alias> {
+        service::aliases::create(state(ctx), who(ctx)?, input)
+            .await
+            .gql()
+    }
+    async fn update_alias(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+        input: UpdateAlias,
+    ) -> async_graphql::Result<Alias> {
+        service::aliases::update(state(ctx), who(ctx)?, &id, input)
+            .await
+            .gql()
+    }
+    async fn delete_alias(&self, ctx: &Context<'_>, id: String) -> async_graphql::Result<String> {
+        service::aliases::delete(state(ctx), who(ctx)?, &id)
+            .await
+            .gql()
+            .map(|()| id)
+    }
+
+    /// Creates an API key; its secret is in this answer only.
+    async fn create_api_key(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateApiKey,
+    ) -> async_graphql::Result<CreatedApiKey> {
+        service::api_keys::create(state(ctx), who(ctx)?, input)
+            .await
+            .gql()
+    }
+    async fn revoke_api_key(&self, ctx: &Context<'_>, id: String) -> async_graphql::Result<ApiKey> {
+        service::api_keys::revoke(state(ctx), who(ctx)?, &id)
+            .await
+            .gql()
+    }
+
+    /// Imports users and aliases from CSV (`address,type,target,display_name`).
+    /// All-or-nothing: `applied` is false when any line is rejected.
+    async fn import_addresses(
+        &self,
+        ctx: &Context<'_>,
+        target: ImportTarget,
+        csv: String,
+        #[graphql(default = false)] dry_run: bool,
+    ) -> async_graphql::Result<ImportReport> {
+        service::import::import(state(ctx), who(ctx)?, &target, &csv, dry_run)
+            .await
+            .gql()
+    }
+}

@@ -1,0 +1,153 @@
+//! The one `Config`, loaded and validated once at start-up from defaults, an optional TOML
+//! file, `CLEANMAIL_*` environment variables and command-line flags (in rising order).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+/// Values given on the command line; `None` leaves the lower layers in force.
+#[derive(Debug, Default)]
+pub struct CliOverrides {
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub http_addr: Option<SocketAddr>,
+    pub smtp_addr: Option<SocketAddr>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Raw {
+    data_dir: PathBuf,
+    database_url: Option<String>,
+    http_addr: SocketAddr,
+    smtp_addr: SocketAddr,
+    regions: Vec<String>,
+    jwt_secret: Option<String>,
+}
+
+impl Default for Raw {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./data"),
+            database_url: None,
+            http_addr: "127.0.0.1:8080".parse().expect("valid default address"),
+            smtp_addr: "127.0.0.1:2525".parse().expect("valid default address"),
+            regions: vec!["ch".to_owned()],
+            jwt_secret: None,
+        }
+    }
+}
+
+/// Validated configuration of one `cleanmail` process.
+#[derive(Debug)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    database_url: Option<String>,
+    pub http_addr: SocketAddr,
+    #[allow(dead_code, reason = "used once the SMTP listener is wired in")]
+    pub smtp_addr: SocketAddr,
+    /// Data-residency regions this deployment serves (lowercase, e.g. `ch`).
+    pub regions: Vec<String>,
+    jwt_secret: Option<SecretString>,
+}
+
+impl Config {
+    /// Loads and validates the configuration.
+    pub fn load(file: Option<&Path>, cli: CliOverrides) -> anyhow::Result<Self> {
+        let mut figment = Figment::from(Serialized::defaults(Raw::default()));
+        if let Some(file) = file {
+            anyhow::ensure!(
+                file.exists(),
+                "config file {} does not exist",
+                file.display()
+            );
+            figment = figment.merge(Toml::file(file));
+        }
+        figment = figment
+            .merge(
+                Env::prefixed("CLEANMAIL_")
+                    .ignore(&["config"])
+                    .map(|k| match k.as_str() {
+                        "HTTP_ADDR" => "http_addr".into(),
+                        "SMTP_ADDR" => "smtp_addr".into(),
+                        _ => k.as_str().to_ascii_lowercase().into(),
+                    }),
+            )
+            .merge(
+                Env::raw()
+                    .only(&["DATABASE_URL"])
+                    .map(|_| "database_url".into()),
+            );
+        let mut raw: Raw = figment.extract().context("reading configuration")?;
+        if let Some(v) = cli.data_dir {
+            raw.data_dir = v;
+        }
+        if let Some(v) = cli.database_url {
+            raw.database_url = Some(v);
+        }
+        if let Some(v) = cli.http_addr {
+            raw.http_addr = v;
+        }
+        if let Some(v) = cli.smtp_addr {
+            raw.smtp_addr = v;
+        }
+        let regions: Vec<String> = raw
+            .regions
+            .iter()
+            .map(|r| r.trim().to_ascii_lowercase())
+            .filter(|r| !r.is_empty())
+            .collect();
+        anyhow::ensure!(
+            !regions.is_empty(),
+            "configuration: `regions` must name at least one region"
+        );
+        Ok(Self {
+            data_dir: raw.data_dir,
+            database_url: raw.database_url.filter(|u| !u.trim().is_empty()),
+            http_addr: raw.http_addr,
+            smtp_addr: raw.smtp_addr,
+            regions,
+            jwt_secret: raw.jwt_secret.map(SecretString::from),
+        })
+    }
+
+    /// The database to use: `DATABASE_URL`, or SQLite under the data dir.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("cleanmail.db").display()),
+        }
+    }
+
+    /// The database URL without credentials, for logs.
+    pub fn database_label(&self) -> String {
+        let url = self.database_url();
+        match (url.find("://"), url.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                format!("{}://…@{}", &url[..scheme], &url[at + 1..])
+            }
+            _ => url,
+        }
+    }
+
+    /// The HMAC secret for login tokens: configured, or generated once into the data dir.
+    pub fn jwt_secret(&self) -> anyhow::Result<Vec<u8>> {
+        if let Some(secret) = &self.jwt_secret {
+            return Ok(secret.expose_secret().as_bytes().to_vec());
+        }
+        let path = self.data_dir.join("jwt.secret");
+        if let Ok(existing) = std::fs::read(&path) {
+            anyhow::ensure!(existing.len() >= 32, "{} is too short", path.display());
+            return Ok(existing);
+        }
+        std::fs::create_dir_all(&self.data_dir)
+            .with_context(|| format!("creating data dir {}", self.data_dir.display()))?;
+        let secret = cleanmail_api::random_bytes::<64>().to_vec();
+        std::fs::write(&path, &secret).with_context(|| format!("writing {}", path.display()))?;
+        Ok(secret)
+    }
+}

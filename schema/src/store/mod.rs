@@ -1,0 +1,9 @@
+//! Queries, one module per resource. Every function that reads or writes tenant data takes
+//! the caller's [`Scope`](crate::Scope) and filters through it.
+
+pub mod access;
+pub mod aliases;
+pub mod domains;
+pub mod resellers;
+pub mod tenants;
+pub mod users;

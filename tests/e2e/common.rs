@@ -1,0 +1,418 @@
+//! Test harness: throwaway databases, the real binary as a child process, an HTTP client.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, Once};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_cleanmail");
+
+/// A database backend the suite runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// SQLite always; PostgreSQL too when `TEST_DATABASE_URL` is set.
+pub fn backends() -> Vec<Backend> {
+    static SKIP_NOTICE: Once = Once::new();
+    match std::env::var("TEST_DATABASE_URL") {
+        Ok(url) if !url.trim().is_empty() => vec![Backend::Sqlite, Backend::Postgres],
+        _ => {
+            SKIP_NOTICE.call_once(|| {
+                eprintln!("PostgreSQL suites skipped: TEST_DATABASE_URL is not set (running on SQLite only)");
+            });
+            vec![Backend::Sqlite]
+        }
+    }
+}
+
+/// A fresh, empty database; PostgreSQL ones are dropped on `Drop`.
+pub struct TestDb {
+    pub url: String,
+    postgres: Option<(String, String)>,
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend, dir: &Path) -> Self {
+        match backend {
+            Backend::Sqlite => Self {
+                url: format!("sqlite://{}", dir.join("cleanmail.db").display()),
+                postgres: None,
+            },
+            Backend::Postgres => {
+                let admin_url = std::env::var("TEST_DATABASE_URL").expect("TEST_DATABASE_URL");
+                let name = format!("cleanmail_test_{}", uuid_like());
+                pg_exec(&admin_url, &format!("CREATE DATABASE {name}")).await;
+                let url = replace_db_name(&admin_url, &name);
+                Self {
+                    url,
+                    postgres: Some((admin_url, name)),
+                }
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((admin_url, name)) = self.postgres.take() {
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(pg_exec(
+                    &admin_url,
+                    &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                ));
+            })
+            .join();
+        }
+    }
+}
+
+async fn pg_exec(url: &str, sql: &str) {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("connecting to TEST_DATABASE_URL: {e}"));
+    let handle = tokio::spawn(connection);
+    client
+        .batch_execute(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    drop(client);
+    let _ = handle.await;
+}
+
+fn replace_db_name(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let base = match base[scheme_end..].find('/') {
+        Some(slash) => &base[..scheme_end + slash],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "{}_{}_{}",
+        std::process::id(),
+        nanos % 1_000_000_000,
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A running `cleanmail serve` on its own database and data dir.
+pub struct Server {
+    child: Child,
+    pub base: String,
+    pub db: TestDb,
+    pub data_dir: tempfile::TempDir,
+}
+
+impl Server {
+    pub async fn start(backend: Backend) -> Self {
+        let data_dir = tempfile::tempdir().unwrap();
+        let db = TestDb::new(backend, data_dir.path()).await;
+        let mut child = Command::new(BIN)
+            .args(["serve", "--http", "127.0.0.1:0", "--smtp", "127.0.0.1:0"])
+            .env("DATABASE_URL", &db.url)
+            .env("CLEANMAIL_DATA_DIR", data_dir.path())
+            .env("CLEANMAIL_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting cleanmail serve");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("cleanmail listening")
+                    && let Some(at) = line.find("http://")
+                {
+                    let addr: String = line[at..]
+                        .chars()
+                        .take_while(|c| !c.is_whitespace())
+                        .collect();
+                    let _ = tx.send(strip_ansi(&addr));
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let base = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "server did not start; log:\n{}",
+                    log.lock().unwrap().join("\n")
+                )
+            });
+        Self {
+            child,
+            base,
+            db,
+            data_dir,
+        }
+    }
+
+    /// Runs `cleanmail admin create` against this server's database and returns the key.
+    pub fn admin_key(&self, email: &str) -> String {
+        let out = self.cli(&["admin", "create", "--email", email]);
+        assert!(
+            out.status.success(),
+            "admin create failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        stdout.lines().last().unwrap().trim().to_owned()
+    }
+
+    /// Runs the binary with this server's database and data dir.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(BIN)
+            .args(args)
+            .env("DATABASE_URL", &self.db.url)
+            .env("CLEANMAIL_DATA_DIR", self.data_dir.path())
+            .output()
+            .unwrap()
+    }
+
+    pub fn client(&self, token: &str) -> Client {
+        Client {
+            http: reqwest::Client::new(),
+            base: self.base.clone(),
+            token: Some(token.to_owned()),
+        }
+    }
+
+    pub fn anonymous(&self) -> Client {
+        Client {
+            http: reqwest::Client::new(),
+            base: self.base.clone(),
+            token: None,
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// An HTTP client bound to one server and credential.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    pub base: String,
+    token: Option<String>,
+}
+
+/// A response: status and JSON body (`Value::Null` when the body is not JSON).
+#[derive(Debug)]
+pub struct Res {
+    pub status: u16,
+    pub body: Value,
+    pub text: String,
+    pub content_type: String,
+}
+
+impl Res {
+    /// The body's `id`.
+    pub fn id(&self) -> String {
+        self.body["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no id in {self:?}"))
+            .to_owned()
+    }
+
+    #[track_caller]
+    pub fn expect(self, status: u16) -> Self {
+        assert_eq!(
+            self.status, status,
+            "unexpected status; body: {}",
+            self.text
+        );
+        self
+    }
+}
+
+impl Client {
+    async fn send(&self, builder: reqwest::RequestBuilder) -> Res {
+        let builder = match &self.token {
+            Some(t) => builder.bearer_auth(t),
+            None => builder,
+        };
+        let response = builder.send().await.expect("HTTP request");
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let text = response.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Res {
+            status,
+            body,
+            text,
+            content_type,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Res {
+        self.send(self.http.get(format!("{}{path}", self.base)))
+            .await
+    }
+    pub async fn post(&self, path: &str, body: Value) -> Res {
+        self.send(self.http.post(format!("{}{path}", self.base)).json(&body))
+            .await
+    }
+    pub async fn post_text(&self, path: &str, content_type: &str, body: String) -> Res {
+        self.send(
+            self.http
+                .post(format!("{}{path}", self.base))
+                .header("content-type", content_type)
+                .body(body),
+        )
+        .await
+    }
+    pub async fn patch(&self, path: &str, body: Value) -> Res {
+        self.send(self.http.patch(format!("{}{path}", self.base)).json(&body))
+            .await
+    }
+    pub async fn delete(&self, path: &str) -> Res {
+        self.send(self.http.delete(format!("{}{path}", self.base)))
+            .await
+    }
+
+    /// Runs a GraphQL operation and returns the whole response document.
+    pub async fn graphql(&self, query: &str, variables: Value) -> Value {
+        let res = self
+            .post(
+                "/graphql",
+                json!({ "query": query, "variables": variables }),
+            )
+            .await;
+        assert_eq!(res.status, 200, "GraphQL transport error: {}", res.text);
+        res.body
+    }
+}
+
+/// One reseller → tenant → domain → user → alias chain, created over REST.
+#[derive(Debug, Clone)]
+pub struct Fixture {
+    pub reseller: String,
+    pub tenant: String,
+    pub domain: String,
+    pub domain_name: String,
+    pub user: String,
+    pub alias: String,
+}
+
+impl Fixture {
+    pub async fn create(admin: &Client, label: &str) -> Self {
+        let reseller = admin
+            .post(
+                "/api/v1/resellers",
+                json!({ "name": format!("Reseller {label}") }),
+            )
+            .await
+            .expect(201)
+            .id();
+        let tenant = admin
+            .post(
+                "/api/v1/tenants",
+                json!({ "reseller_id": reseller, "name": format!("Tenant {label}"), "region": "ch" }),
+            )
+            .await
+            .expect(201)
+            .id();
+        let domain_name = format!("{}.example.ch", label.to_lowercase());
+        let domain = admin
+            .post(
+                "/api/v1/domains",
+                json!({ "tenant_id": tenant, "name": domain_name, "destination": "127.0.0.1:2526" }),
+            )
+            .await
+            .expect(201)
+            .id();
+        let user = admin
+            .post(
+                "/api/v1/users",
+                json!({ "domain_id": domain, "address": format!("jean@{domain_name}"), "display_name": "Jean" }),
+            )
+            .await
+            .expect(201)
+            .id();
+        let alias = admin
+            .post(
+                "/api/v1/aliases",
+                json!({ "user_id": user, "address": format!("info@{domain_name}") }),
+            )
+            .await
+            .expect(201)
+            .id();
+        Self {
+            reseller,
+            tenant,
+            domain,
+            domain_name,
+            user,
+            alias,
+        }
+    }
+}
+
+/// Waits until `f` is true or the deadline passes.
+#[allow(dead_code, reason = "used by suites as they need it")]
+pub async fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    f()
+}

@@ -1,0 +1,253 @@
+//! Tenancy: for every resource and verb, an actor of another reseller or tenant gets
+//! nothing — a 404 on REST and `null` or `NOT_FOUND` on GraphQL, exactly as if missing.
+
+use serde_json::{Value, json};
+
+use crate::common::{Client, Fixture, Server, backends};
+
+struct Victim {
+    fx: Fixture,
+    api_key: String,
+}
+
+async fn actors(server: &Server, admin: &Client, fx: &Fixture) -> Vec<(&'static str, Client)> {
+    let reseller_key = admin
+        .post(
+            "/api/v1/api-keys",
+            json!({ "name": "reseller", "reseller_id": fx.reseller }),
+        )
+        .await
+        .expect(201)
+        .body["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let tenant_key = admin
+        .post(
+            "/api/v1/api-keys",
+            json!({ "name": "tenant", "tenant_id": fx.tenant }),
+        )
+        .await
+        .expect(201)
+        .body["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    admin
+        .patch(
+            &format!("/api/v1/users/{}", fx.user),
+            json!({ "password": "a long enough password" }),
+        )
+        .await
+        .expect(200);
+    let login = server
+        .anonymous()
+        .post(
+            "/api/v1/auth/login",
+            json!({ "email": format!("jean@{}", fx.domain_name), "password": "a long enough password" }),
+        )
+        .await
+        .expect(200);
+    vec![
+        ("reseller admin", server.client(&reseller_key)),
+        ("tenant admin", server.client(&tenant_key)),
+        (
+            "end user",
+            server.client(login.body["access_token"].as_str().unwrap()),
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn another_reseller_or_tenant_gets_nothing_on_any_resource_or_verb() {
+    for backend in backends() {
+        let server = Server::start(backend).await;
+        let admin = server.client(&server.admin_key("root@example.com"));
+        let victim_fx = Fixture::create(&admin, "Victim").await;
+        let victim = Victim {
+            api_key: admin
+                .post(
+                    "/api/v1/api-keys",
+                    json!({ "name": "victim", "tenant_id": victim_fx.tenant }),
+                )
+                .await
+                .expect(201)
+                .body["api_key"]["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+            fx: victim_fx,
+        };
+        let other = Fixture::create(&admin, "Other").await;
+        let v = &victim.fx;
+        let objects = [
+            (
+                "resellers",
+                v.reseller.as_str(),
+                json!({ "name": "hijacked" }),
+            ),
+            ("tenants", v.tenant.as_str(), json!({ "name": "hijacked" })),
+            (
+                "domains",
+                v.domain.as_str(),
+                json!({ "state": "suspended" }),
+            ),
+            (
+                "users",
+                v.user.as_str(),
+                json!({ "display_name": "hijacked" }),
+            ),
+            (
+                "aliases",
+                v.alias.as_str(),
+                json!({ "status": "unverified" }),
+            ),
+        ];
+
+        for (actor, client) in actors(&server, &admin, &other).await {
+            let who = format!("{backend:?} {actor}");
+            for (collection, id, patch) in &objects {
+                let path = format!("/api/v1/{collection}/{id}");
+                let got = client.get(&path).await;
+                assert_eq!(got.status, 404, "{who} GET {path}: {}", got.text);
+                assert_eq!(got.body["code"], "NOT_FOUND");
+                let patched = client.patch(&path, patch.clone()).await;
+                assert_eq!(patched.status, 404, "{who} PATCH {path}: {}", patched.text);
+                let deleted = client.delete(&path).await;
+                assert_eq!(deleted.status, 404, "{who} DELETE {path}: {}", deleted.text);
+                let list = client.get(&format!("/api/v1/{collection}?limit=500")).await;
+                if list.status == 200 {
+                    assert!(
+                        !list.text.contains(id),
+                        "{who} lists {collection} of another tenant"
+                    );
+                }
+            }
+            for path in [format!("/api/v1/api-keys/{}", victim.api_key)] {
+                let got = client.get(&path).await;
+                assert!(
+                    matches!(got.status, 403 | 404),
+                    "{who} GET {path}: {}",
+                    got.text
+                );
+                let revoked = client.post(&format!("{path}/revoke"), json!({})).await;
+                assert!(
+                    matches!(revoked.status, 403 | 404),
+                    "{who} revoke: {}",
+                    revoked.text
+                );
+            }
+
+            // Creating under the victim's parents is refused as if they did not exist.
+            let creations = [
+                (
+                    "/api/v1/tenants",
+                    json!({ "reseller_id": v.reseller, "name": "x", "region": "ch" }),
+                ),
+                (
+                    "/api/v1/domains",
+                    json!({ "tenant_id": v.tenant, "name": "intruder.ch", "destination": "a.ch:25" }),
+                ),
+                (
+                    "/api/v1/users",
+                    json!({ "domain_id": v.domain, "address": format!("x@{}", v.domain_name), "display_name": "X" }),
+                ),
+                (
+                    "/api/v1/aliases",
+                    json!({ "user_id": v.user, "address": format!("y@{}", other.domain_name) }),
+                ),
+                (
+                    "/api/v1/api-keys",
+                    json!({ "name": "x", "tenant_id": v.tenant }),
+                ),
+            ];
+            for (path, body) in creations {
+                let res = client.post(path, body).await;
+                assert!(
+                    matches!(res.status, 403 | 404),
+                    "{who} POST {path}: {} {}",
+                    res.status,
+                    res.text
+                );
+            }
+            let import = client
+                .post_text(
+                    &format!("/api/v1/imports?tenant_id={}", v.tenant),
+                    "text/csv",
+                    format!("z@{},user,,Z\n", v.domain_name),
+                )
+                .await;
+            assert!(
+                matches!(import.status, 403 | 404),
+                "{who} import: {}",
+                import.text
+            );
+            let export = client
+                .get(&format!(
+                    "/api/v1/exports/addresses.csv?tenant_id={}",
+                    v.tenant
+                ))
+                .await;
+            assert!(
+                matches!(export.status, 403 | 404),
+                "{who} export: {}",
+                export.text
+            );
+
+            // GraphQL: nulls for reads, NOT_FOUND for writes.
+            let doc = client
+                .graphql(
+                    "query($r: String!, $t: String!, $d: String!, $u: String!, $a: String!) {
+                       reseller(id: $r) { id } tenant(id: $t) { id } domain(id: $d) { id } user(id: $u) { id } alias(id: $a) { id } }",
+                    json!({ "r": v.reseller, "t": v.tenant, "d": v.domain, "u": v.user, "a": v.alias }),
+                )
+                .await;
+            assert_eq!(doc["errors"], Value::Null, "{who}: {doc}");
+            for field in ["reseller", "tenant", "domain", "user", "alias"] {
+                assert_eq!(doc["data"][field], Value::Null, "{who} GraphQL {field}");
+            }
+            let doc = client
+                .graphql(
+                    "mutation($id: String!) { updateTenant(id: $id, input: { name: \"hijacked\" }) { id } }",
+                    json!({ "id": v.tenant }),
+                )
+                .await;
+            assert_eq!(
+                doc["errors"][0]["extensions"]["code"], "NOT_FOUND",
+                "{who}: {doc}"
+            );
+            let doc = client
+                .graphql(
+                    "mutation($id: String!) { deleteUser(id: $id) }",
+                    json!({ "id": v.user }),
+                )
+                .await;
+            assert_eq!(
+                doc["errors"][0]["extensions"]["code"], "NOT_FOUND",
+                "{who}: {doc}"
+            );
+            let doc = client
+                .graphql("{ users(first: 500) { edges { node { id } } } }", json!({}))
+                .await;
+            assert!(
+                !doc.to_string().contains(&v.user),
+                "{who} GraphQL lists another tenant's user"
+            );
+        }
+
+        // The victim's objects are untouched.
+        for (collection, id, _) in &objects {
+            let got = admin
+                .get(&format!("/api/v1/{collection}/{id}"))
+                .await
+                .expect(200);
+            assert_ne!(got.body["name"], "hijacked");
+            assert_ne!(got.body["display_name"], "hijacked");
+        }
+        let key = admin
+            .get(&format!("/api/v1/api-keys/{}", victim.api_key))
+            .await
+            .expect(200);
+        assert_eq!(key.body["revoked_at"], Value::Null);
+    }
+}

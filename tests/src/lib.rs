@@ -1,1 +1,0 @@
-//! Helpers for end-to-end tests that drive the real `cleanmail` binary.
