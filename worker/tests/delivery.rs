@@ -378,3 +378,21 @@ async fn connections_are_reused_and_survive_a_restart() {
     assert!(report.all_delivered(), "{report:?}");
     assert_eq!(sink.messages().len(), 4);
 }
+
+#[tokio::test]
+async fn internationalized_sender_is_relayed_with_smtputf8() {
+    let sink = sink().await;
+    let client = DeliveryClient::new("mx.test");
+    let report = client
+        .deliver(
+            &downstream(&sink),
+            "jörg@bücher.example",
+            &rcpts(&["alice@example.com"]),
+            MESSAGE,
+        )
+        .await;
+    assert!(report.all_delivered(), "{report:?}");
+    let messages = sink.messages();
+    assert_eq!(messages[0].mail_from, "jörg@bücher.example");
+    assert!(messages[0].text().contains("with UTF8SMTPS id "));
+}

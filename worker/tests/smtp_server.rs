@@ -591,3 +591,46 @@ async fn starttls_with_pem_certificate_discards_pipelined_commands() {
     tls.get_mut().write_all(b"QUIT\r\n").await.unwrap();
     assert!(read_reply(&mut tls).await.starts_with("221"));
 }
+
+#[tokio::test]
+async fn smtputf8_transaction_is_flagged() {
+    let server = TestServer::start(SmtpConfig::for_tests()).await;
+    let mut client = RawClient::connect_greeted(server.addr).await;
+    client.cmd("EHLO client.test").await;
+    let reply = client
+        .cmd("MAIL FROM:<jörg@bücher.example> SMTPUTF8 BODY=8BITMIME")
+        .await;
+    assert!(reply.starts_with("250"), "{reply}");
+    client.cmd("RCPT TO:<alice@example.com>").await;
+    client.cmd("DATA").await;
+    let reply = client.cmd("Subject: Grüße\r\n\r\nÄpfel\r\n.").await;
+    assert!(reply.starts_with("250"), "{reply}");
+    let messages = server.handler.messages();
+    let (envelope, data) = &messages[0];
+    assert_eq!(envelope.mail_from, "jörg@bücher.example");
+    assert!(envelope.smtputf8 && envelope.body_8bitmime);
+    let text = String::from_utf8(data.clone()).unwrap();
+    assert!(text.contains("with UTF8SMTP id "), "{text}");
+    assert!(text.ends_with("Subject: Grüße\r\n\r\nÄpfel\r\n"));
+}
+
+#[tokio::test]
+async fn shutdown_lets_a_message_in_flight_finish() {
+    let mut server = TestServer::start(SmtpConfig::for_tests()).await;
+    let mut client = RawClient::connect_greeted(server.addr).await;
+    client.cmd("EHLO client.test").await;
+    client.cmd("MAIL FROM:<s@example.org>").await;
+    client.cmd("RCPT TO:<alice@example.com>").await;
+    assert!(client.cmd("DATA").await.starts_with("354"));
+    client.send("Subject: in flight\r\n\r\n").await;
+    server.shutdown.cancel();
+    let reply = client.cmd("still accepted\r\n.").await;
+    assert!(reply.starts_with("250 2.0.0"), "{reply}");
+    assert!(client.reply().await.starts_with("421 4.3.2"));
+    let task = server.task.take().unwrap();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("server stops")
+        .unwrap();
+    assert_eq!(server.handler.messages().len(), 1);
+}
