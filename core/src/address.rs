@@ -140,6 +140,58 @@ impl fmt::Display for EmailAddress {
     }
 }
 
+impl DomainName {
+    /// Whether this is `other` or one of its subdomains.
+    pub fn is_within(&self, other: &DomainName) -> bool {
+        is_within(&self.0, &other.0)
+    }
+
+    /// Whether any label is punycode (`xn--`), i.e. the name was internationalised.
+    pub fn is_idn(&self) -> bool {
+        self.0.split('.').any(|label| label.starts_with("xn--"))
+    }
+}
+
+/// Whether the ASCII domain `domain` equals `parent` or is one of its subdomains.
+pub fn is_within(domain: &str, parent: &str) -> bool {
+    domain == parent
+        || (domain.len() > parent.len()
+            && domain.ends_with(parent)
+            && domain.as_bytes()[domain.len() - parent.len() - 1] == b'.')
+}
+
+impl std::str::FromStr for DomainName {
+    type Err = AddressError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+impl std::str::FromStr for EmailAddress {
+    type Err = AddressError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+macro_rules! serde_via_str {
+    ($ty:ty) => {
+        impl serde::Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_str(self)
+            }
+        }
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let raw = <String as serde::Deserialize>::deserialize(deserializer)?;
+                <$ty>::parse(&raw).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+serde_via_str!(DomainName);
+serde_via_str!(EmailAddress);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,5 +224,18 @@ mod tests {
             DomainName::parse("-bad-.ch"),
             Err(AddressError::Domain(_))
         ));
+    }
+
+    #[test]
+    fn serde_round_trip_and_subdomains() {
+        let address = EmailAddress::parse("A@B.ch").unwrap();
+        let json = serde_json::to_string(&address).unwrap();
+        assert_eq!(json, "\"a@b.ch\"");
+        let back: EmailAddress = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, address);
+        let sub = DomainName::parse("mail.example.com").unwrap();
+        let parent = DomainName::parse("example.com").unwrap();
+        assert!(sub.is_within(&parent));
+        assert!(!DomainName::parse("badexample.com").unwrap().is_within(&parent));
     }
 }

@@ -1,19 +1,22 @@
 //! Downstream delivery over SMTP with retries and backoff.
 //!
 //! - [`DeliveryClient::deliver`] sends raw message bytes with the original envelope to a
-//!   tenant's downstream server (lettre, opportunistic STARTTLS) and classifies the result.
+//!   tenant's downstream server (lettre, opportunistic STARTTLS) and classifies the result
+//!   per recipient as delivered, temporary or permanent failure.
 //! - [`RetryPolicy::next_attempt`] is the pure backoff schedule for temporary failures.
 //! - [`build_dsn`] writes the RFC 3464 bounce for a permanent failure.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use lettre::address::{Address, Envelope as LettreEnvelope};
-use lettre::transport::smtp::client::{Tls, TlsParameters};
-use lettre::transport::smtp::extension::ClientId;
-use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use lettre::address::Address;
+use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::commands::{Data, Mail, Noop, Rcpt, Rset};
+use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
+use tokio::net::TcpStream;
 
 /// How to use TLS towards a downstream server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -52,7 +55,7 @@ impl Downstream {
     }
 }
 
-/// The result of one delivery attempt.
+/// The result of one delivery attempt for one recipient.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeliveryOutcome {
     /// The downstream server accepted the message; `response` is its final reply.
@@ -66,130 +69,437 @@ pub enum DeliveryOutcome {
     PermanentFailure(String),
 }
 
-/// Sends messages downstream, keeping one pooled transport per downstream server.
+/// One recipient's result of a delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecipientOutcome {
+    /// The envelope recipient.
+    pub address: String,
+    /// What happened to it.
+    pub outcome: DeliveryOutcome,
+}
+
+/// The per-recipient result of one delivery attempt to one downstream server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryReport {
+    /// `host:port` of the downstream server (for logs and the DSN's Remote-MTA).
+    pub remote_mta: String,
+    /// One entry per envelope recipient, in envelope order.
+    pub recipients: Vec<RecipientOutcome>,
+}
+
+impl DeliveryReport {
+    /// True when every recipient was accepted downstream.
+    pub fn all_delivered(&self) -> bool {
+        self.recipients
+            .iter()
+            .all(|r| matches!(r.outcome, DeliveryOutcome::Delivered { .. }))
+    }
+
+    /// Recipients to try again later (temporary failures).
+    pub fn to_retry(&self) -> Vec<String> {
+        self.recipients
+            .iter()
+            .filter(|r| matches!(r.outcome, DeliveryOutcome::TemporaryFailure(_)))
+            .map(|r| r.address.clone())
+            .collect()
+    }
+
+    /// Recipients refused for good, ready for [`build_dsn`].
+    pub fn bounced(&self) -> Vec<FailedRecipient> {
+        self.recipients
+            .iter()
+            .filter_map(|r| match &r.outcome {
+                DeliveryOutcome::PermanentFailure(reason) => Some(FailedRecipient {
+                    address: r.address.clone(),
+                    reason: reason.clone(),
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// One outcome for the whole attempt: a temporary failure if any recipient must be
+    /// retried, else a permanent failure if any bounced, else delivered.
+    pub fn summary(&self) -> DeliveryOutcome {
+        let find = |temporary: bool| {
+            self.recipients.iter().find_map(|r| match &r.outcome {
+                DeliveryOutcome::TemporaryFailure(reason) if temporary => {
+                    Some(DeliveryOutcome::TemporaryFailure(reason.clone()))
+                }
+                DeliveryOutcome::PermanentFailure(reason) if !temporary => {
+                    Some(DeliveryOutcome::PermanentFailure(reason.clone()))
+                }
+                _ => None,
+            })
+        };
+        find(true).or_else(|| find(false)).unwrap_or_else(|| {
+            self.recipients
+                .first()
+                .map(|r| r.outcome.clone())
+                .unwrap_or(DeliveryOutcome::PermanentFailure(
+                    "554 5.5.1 no recipients".to_owned(),
+                ))
+        })
+    }
+}
+
+/// Idle connections kept per downstream server.
+const MAX_IDLE_PER_DOWNSTREAM: usize = 8;
+/// Idle connections older than this are closed instead of reused.
+const MAX_IDLE_TIME: Duration = Duration::from_secs(30);
+
+/// An idle downstream connection.
+struct Pooled {
+    connection: AsyncSmtpConnection,
+    idle_since: Instant,
+}
+
+/// Sends messages downstream over SMTP, reusing idle connections per downstream server.
+///
+/// Built on lettre's `AsyncSmtpConnection` rather than its transport so that each recipient
+/// gets its own result (one unknown user does not fail the others) and so the socket has
+/// `TCP_NODELAY` (lettre writes the final dot separately, which otherwise stalls ~40 ms on
+/// delayed ACKs).
 pub struct DeliveryClient {
-    hello_name: String,
-    transports: Mutex<HashMap<Downstream, AsyncSmtpTransport<Tokio1Executor>>>,
+    hello_name: ClientId,
+    idle: Mutex<HashMap<Downstream, Vec<Pooled>>>,
+}
+
+/// Why a protocol step failed.
+enum StepError {
+    /// A 4xx/5xx reply; the connection is still usable.
+    Reply { permanent: bool, reason: String },
+    /// I/O error, timeout or garbled reply; the connection must be dropped.
+    Broken(String),
+}
+
+impl StepError {
+    fn outcome(&self) -> DeliveryOutcome {
+        match self {
+            StepError::Reply {
+                permanent: true,
+                reason,
+            } => DeliveryOutcome::PermanentFailure(reason.clone()),
+            StepError::Reply { reason, .. } | StepError::Broken(reason) => {
+                DeliveryOutcome::TemporaryFailure(reason.clone())
+            }
+        }
+    }
 }
 
 impl DeliveryClient {
     /// A client that introduces itself with `hello_name` in EHLO.
     pub fn new(hello_name: impl Into<String>) -> Self {
         Self {
-            hello_name: hello_name.into(),
-            transports: Mutex::default(),
+            hello_name: ClientId::Domain(hello_name.into()),
+            idle: Mutex::default(),
         }
     }
 
     /// Sends `message` as is, with `mail_from` (empty for `<>`) and every recipient in
-    /// `rcpt_to`, in one SMTP transaction.
-    ///
-    /// A 5xx on any recipient fails the whole transaction permanently (lettre does not
-    /// report per-recipient results); callers wanting per-recipient bounces group
-    /// recipients accordingly.
+    /// `rcpt_to`, in one SMTP transaction, and reports each recipient's outcome.
     pub async fn deliver(
         &self,
         downstream: &Downstream,
         mail_from: &str,
         rcpt_to: &[String],
         message: &[u8],
-    ) -> DeliveryOutcome {
-        let envelope = match envelope(mail_from, rcpt_to) {
-            Ok(envelope) => envelope,
-            Err(reason) => return DeliveryOutcome::PermanentFailure(reason),
+    ) -> DeliveryReport {
+        let mut outcomes: Vec<Option<DeliveryOutcome>> = vec![None; rcpt_to.len()];
+        let report = |outcomes: Vec<Option<DeliveryOutcome>>| DeliveryReport {
+            remote_mta: format!("{}:{}", downstream.host, downstream.port),
+            recipients: rcpt_to
+                .iter()
+                .zip(outcomes)
+                .map(|(address, outcome)| RecipientOutcome {
+                    address: address.clone(),
+                    outcome: outcome.unwrap_or_else(|| {
+                        DeliveryOutcome::TemporaryFailure("not attempted".to_owned())
+                    }),
+                })
+                .collect(),
         };
-        let transport = match self.transport(downstream) {
-            Ok(transport) => transport,
-            Err(reason) => return DeliveryOutcome::TemporaryFailure(reason),
+        let fail_all = |outcome: DeliveryOutcome| report(vec![Some(outcome); rcpt_to.len()]);
+
+        let from = match parse_address(mail_from) {
+            Ok(from) => from,
+            Err(reason) => return fail_all(DeliveryOutcome::PermanentFailure(reason)),
         };
-        // lettre always terminates DATA with `\r\n.\r\n`; without this the downstream would
-        // get one extra empty line and the bytes would no longer match what we accepted.
-        let payload = message.strip_suffix(b"\r\n").unwrap_or(message);
-        match transport.send_raw(&envelope, payload).await {
-            Ok(response) => DeliveryOutcome::Delivered {
-                response: format!(
-                    "{} {}",
-                    response.code(),
-                    response.message().collect::<Vec<_>>().join(" ")
-                ),
-            },
-            Err(err) => classify_error(&err),
+        let mut recipients = Vec::new();
+        for (index, rcpt) in rcpt_to.iter().enumerate() {
+            match parse_address(rcpt) {
+                Ok(Some(address)) => recipients.push((index, address)),
+                Ok(None) => {
+                    outcomes[index] = Some(DeliveryOutcome::PermanentFailure(
+                        "550 5.1.3 empty recipient address".to_owned(),
+                    ));
+                }
+                Err(reason) => outcomes[index] = Some(DeliveryOutcome::PermanentFailure(reason)),
+            }
         }
+        if recipients.is_empty() {
+            return report(outcomes);
+        }
+
+        let mut connection = match self.connection(downstream).await {
+            Ok(connection) => connection,
+            Err(err) => {
+                let outcome = err.outcome();
+                for (index, _) in &recipients {
+                    outcomes[*index] = Some(outcome.clone());
+                }
+                return report(outcomes);
+            }
+        };
+        let usable = transaction(
+            &mut connection,
+            downstream.timeout,
+            from,
+            mail_from,
+            &recipients,
+            message,
+            &mut outcomes,
+        )
+        .await;
+        if usable {
+            self.release(downstream, connection);
+        }
+        report(outcomes)
     }
 
-    /// The cached transport for `downstream`, built on first use.
-    fn transport(
-        &self,
-        downstream: &Downstream,
-    ) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
-        let mut transports = self.transports.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(transport) = transports.get(downstream) {
-            return Ok(transport.clone());
+    /// An idle connection that still answers NOOP, or a new one.
+    async fn connection(&self, downstream: &Downstream) -> Result<AsyncSmtpConnection, StepError> {
+        loop {
+            let pooled = {
+                let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+                idle.get_mut(downstream).and_then(Vec::pop)
+            };
+            let Some(mut pooled) = pooled else {
+                break;
+            };
+            if pooled.idle_since.elapsed() < MAX_IDLE_TIME
+                && step(downstream.timeout, async {
+                    pooled.connection.command(Noop).await
+                })
+                .await
+                .is_ok()
+            {
+                return Ok(pooled.connection);
+            }
         }
-        let tls = match downstream.tls {
-            DownstreamTls::None => Tls::None,
-            DownstreamTls::Opportunistic => Tls::Opportunistic(
+        self.connect(downstream).await
+    }
+
+    /// Opens a connection: TCP, greeting, EHLO and STARTTLS as configured.
+    async fn connect(&self, downstream: &Downstream) -> Result<AsyncSmtpConnection, StepError> {
+        let target = format!("{}:{}", downstream.host, downstream.port);
+        let tcp = tokio::time::timeout(
+            downstream.timeout,
+            TcpStream::connect((downstream.host.as_str(), downstream.port)),
+        )
+        .await
+        .map_err(|_| StepError::Broken(format!("connecting to {target}: timed out")))?
+        .map_err(|err| StepError::Broken(format!("connecting to {target}: {err}")))?;
+        let _ = tcp.set_nodelay(true);
+        let mut connection = step(
+            downstream.timeout,
+            AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &self.hello_name),
+        )
+        .await?;
+        let parameters = match downstream.tls {
+            DownstreamTls::None => None,
+            DownstreamTls::Opportunistic if connection.can_starttls() => Some(
                 TlsParameters::builder(downstream.host.clone())
                     .dangerous_accept_invalid_certs(true)
                     .dangerous_accept_invalid_hostnames(true)
-                    .build_rustls()
-                    .map_err(|e| format!("tls setup: {e}"))?,
+                    .build_rustls(),
             ),
-            DownstreamTls::Required => Tls::Required(
-                TlsParameters::builder(downstream.host.clone())
-                    .build_rustls()
-                    .map_err(|e| format!("tls setup: {e}"))?,
-            ),
+            DownstreamTls::Opportunistic => None,
+            DownstreamTls::Required if connection.can_starttls() => {
+                Some(TlsParameters::builder(downstream.host.clone()).build_rustls())
+            }
+            DownstreamTls::Required => {
+                return Err(StepError::Broken(format!(
+                    "{target} does not offer STARTTLS, which is required"
+                )));
+            }
         };
-        let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&downstream.host)
-            .port(downstream.port)
-            .tls(tls)
-            .timeout(Some(downstream.timeout))
-            .hello_name(ClientId::Domain(self.hello_name.clone()))
-            .build();
-        transports.insert(downstream.clone(), transport.clone());
-        Ok(transport)
+        if let Some(parameters) = parameters {
+            let parameters =
+                parameters.map_err(|err| StepError::Broken(format!("tls setup: {err}")))?;
+            step(
+                downstream.timeout,
+                connection.starttls(parameters, &self.hello_name),
+            )
+            .await?;
+        }
+        Ok(connection)
+    }
+
+    /// Keeps a healthy connection for the next message to the same downstream.
+    fn release(&self, downstream: &Downstream, connection: AsyncSmtpConnection) {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let list = idle.entry(downstream.clone()).or_default();
+        if list.len() < MAX_IDLE_PER_DOWNSTREAM {
+            list.push(Pooled {
+                connection,
+                idle_since: Instant::now(),
+            });
+        }
     }
 }
 
-/// Builds lettre's envelope; an unparsable address is a permanent failure.
-fn envelope(mail_from: &str, rcpt_to: &[String]) -> Result<LettreEnvelope, String> {
-    let parse = |address: &str| {
-        address
-            .parse::<Address>()
-            .map_err(|e| format!("550 5.1.3 invalid address <{address}>: {e}"))
+/// Runs MAIL, RCPT (each), DATA and the message; fills `outcomes` for the recipients in
+/// `recipients`. Returns whether the connection can be reused.
+async fn transaction(
+    connection: &mut AsyncSmtpConnection,
+    timeout: Duration,
+    from: Option<Address>,
+    mail_from: &str,
+    recipients: &[(usize, Address)],
+    message: &[u8],
+    outcomes: &mut [Option<DeliveryOutcome>],
+) -> bool {
+    let set_all = |outcomes: &mut [Option<DeliveryOutcome>],
+                   indexes: &mut dyn Iterator<Item = usize>,
+                   outcome: DeliveryOutcome| {
+        for index in indexes {
+            outcomes[index] = Some(outcome.clone());
+        }
     };
-    let from = if mail_from.is_empty() {
-        None
-    } else {
-        Some(parse(mail_from)?)
-    };
-    let to = rcpt_to
-        .iter()
-        .map(|rcpt| parse(rcpt))
-        .collect::<Result<Vec<_>, _>>()?;
-    LettreEnvelope::new(from, to).map_err(|e| format!("554 5.5.1 invalid envelope: {e}"))
+
+    let mut parameters = Vec::new();
+    let needs_utf8 = !mail_from.is_ascii()
+        || recipients
+            .iter()
+            .any(|(_, a)| !AsRef::<str>::as_ref(a).is_ascii());
+    let info = connection.server_info();
+    if needs_utf8 {
+        if !info.supports_feature(Extension::SmtpUtfEight) {
+            let outcome = DeliveryOutcome::PermanentFailure(
+                "553 5.6.7 downstream server does not support SMTPUTF8".to_owned(),
+            );
+            set_all(outcomes, &mut recipients.iter().map(|(i, _)| *i), outcome);
+            return true;
+        }
+        parameters.push(MailParameter::SmtpUtfEight);
+    }
+    if !message.is_ascii() {
+        if !info.supports_feature(Extension::EightBitMime) {
+            let outcome = DeliveryOutcome::PermanentFailure(
+                "554 5.6.3 downstream server does not support 8BITMIME".to_owned(),
+            );
+            set_all(outcomes, &mut recipients.iter().map(|(i, _)| *i), outcome);
+            return true;
+        }
+        parameters.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+    }
+
+    if let Err(err) = step(timeout, connection.command(Mail::new(from, parameters))).await {
+        set_all(
+            outcomes,
+            &mut recipients.iter().map(|(i, _)| *i),
+            err.outcome(),
+        );
+        return matches!(err, StepError::Reply { .. }) && reset(connection, timeout).await;
+    }
+
+    let mut accepted = Vec::new();
+    for (position, (index, address)) in recipients.iter().enumerate() {
+        match step(
+            timeout,
+            connection.command(Rcpt::new(address.clone(), vec![])),
+        )
+        .await
+        {
+            Ok(_) => accepted.push(*index),
+            Err(err @ StepError::Reply { .. }) => outcomes[*index] = Some(err.outcome()),
+            Err(err) => {
+                let rest = recipients[position..].iter().map(|(i, _)| *i);
+                set_all(
+                    outcomes,
+                    &mut accepted.iter().copied().chain(rest),
+                    err.outcome(),
+                );
+                return false;
+            }
+        }
+    }
+    if accepted.is_empty() {
+        return reset(connection, timeout).await;
+    }
+
+    if let Err(err) = step(timeout, connection.command(Data)).await {
+        set_all(outcomes, &mut accepted.iter().copied(), err.outcome());
+        return matches!(err, StepError::Reply { .. }) && reset(connection, timeout).await;
+    }
+    // lettre always ends DATA with `\r\n.\r\n`; without this the downstream would get one
+    // extra empty line and the bytes would no longer match what we accepted.
+    let payload = message.strip_suffix(b"\r\n").unwrap_or(message);
+    match step(timeout, connection.message(payload)).await {
+        Ok(response) => {
+            let response = format!(
+                "{} {}",
+                response.code(),
+                response.message().collect::<Vec<_>>().join(" ")
+            );
+            set_all(
+                outcomes,
+                &mut accepted.iter().copied(),
+                DeliveryOutcome::Delivered { response },
+            );
+            true
+        }
+        Err(err) => {
+            set_all(outcomes, &mut accepted.iter().copied(), err.outcome());
+            matches!(err, StepError::Reply { .. })
+        }
+    }
 }
 
-/// Maps a lettre error to a temporary or permanent failure.
-fn classify_error(err: &lettre::transport::smtp::Error) -> DeliveryOutcome {
+/// Sends RSET after a failed transaction; true when the connection is still usable.
+async fn reset(connection: &mut AsyncSmtpConnection, timeout: Duration) -> bool {
+    step(timeout, connection.command(Rset)).await.is_ok()
+}
+
+/// Runs one protocol step under `timeout` and classifies its error.
+async fn step<T>(
+    timeout: Duration,
+    future: impl Future<Output = Result<T, lettre::transport::smtp::Error>>,
+) -> Result<T, StepError> {
+    match tokio::time::timeout(timeout, future).await {
+        Err(_elapsed) => Err(StepError::Broken(
+            "timed out waiting for the server".to_owned(),
+        )),
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(err)) => Err(classify_error(&err)),
+    }
+}
+
+/// Parses an envelope address; empty means the null path.
+fn parse_address(address: &str) -> Result<Option<Address>, String> {
+    if address.is_empty() {
+        return Ok(None);
+    }
+    address
+        .parse::<Address>()
+        .map(Some)
+        .map_err(|e| format!("553 5.1.3 invalid address <{address}>: {e}"))
+}
+
+/// Maps a lettre error to a reply failure (connection usable) or a broken connection.
+fn classify_error(err: &lettre::transport::smtp::Error) -> StepError {
     let detail = std::error::Error::source(err)
         .map(ToString::to_string)
         .unwrap_or_default();
-    if let Some(code) = err.status() {
-        let reason = format!("{code} {detail}").trim_end().to_owned();
-        return if err.is_permanent() {
-            DeliveryOutcome::PermanentFailure(reason)
-        } else {
-            DeliveryOutcome::TemporaryFailure(reason)
-        };
+    match err.status() {
+        Some(code) => StepError::Reply {
+            permanent: err.is_permanent(),
+            reason: format!("{code} {detail}").trim_end().to_owned(),
+        },
+        // Connection refused or reset, TLS handshake, garbled replies: all worth a retry.
+        None => StepError::Broken(err.to_string()),
     }
-    if err.is_client() {
-        // The message or envelope needs an extension the server lacks (8BITMIME, SMTPUTF8).
-        return DeliveryOutcome::PermanentFailure(format!("554 5.6.0 {err}"));
-    }
-    // Connection refused, timeouts, TLS handshake, garbled replies: all worth a retry.
-    DeliveryOutcome::TemporaryFailure(err.to_string())
 }
 
 /// Exponential backoff for temporary delivery failures (RFC 5321 section 4.5.4.1).

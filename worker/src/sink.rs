@@ -6,6 +6,7 @@
 //! [`SmtpSink::go_down`] / [`SmtpSink::come_up`] make connections be refused, to exercise
 //! retries and bounces.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -56,6 +57,7 @@ impl SinkMessage {
 #[derive(Default)]
 struct SinkState {
     mode: Mutex<SinkMode>,
+    rejected: Mutex<HashSet<String>>,
     messages: Mutex<Vec<SinkMessage>>,
     arrived: Notify,
     dir: Option<PathBuf>,
@@ -67,7 +69,16 @@ struct SinkHandler {
 }
 
 impl SmtpHandler for SinkHandler {
-    async fn check_recipient(&self, _session: &SessionInfo, _rcpt: &str) -> RcptDecision {
+    async fn check_recipient(&self, _session: &SessionInfo, rcpt: &str) -> RcptDecision {
+        let rejected = self
+            .state
+            .rejected
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if rejected.contains(&rcpt.to_ascii_lowercase()) {
+            return RcptDecision::UnknownUser;
+        }
+        drop(rejected);
         let mode = self
             .state
             .mode
@@ -142,6 +153,15 @@ impl SmtpSink {
     /// Changes how the sink answers from the next RCPT on.
     pub fn set_mode(&self, mode: SinkMode) {
         *self.state.mode.lock().unwrap_or_else(|e| e.into_inner()) = mode;
+    }
+
+    /// Answers RCPT for `address` (case-insensitive) with `550 5.1.1` from now on.
+    pub fn reject_address(&self, address: &str) {
+        self.state
+            .rejected
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(address.to_ascii_lowercase());
     }
 
     /// All messages received so far.

@@ -39,7 +39,7 @@ fn downstream(sink: &SmtpSink) -> Downstream {
 async fn delivers_with_original_envelope_over_starttls() {
     let sink = sink().await;
     let client = DeliveryClient::new("mx.test");
-    let outcome = client
+    let report = client
         .deliver(
             &downstream(&sink),
             "s@example.org",
@@ -47,6 +47,8 @@ async fn delivers_with_original_envelope_over_starttls() {
             MESSAGE,
         )
         .await;
+    assert!(report.all_delivered(), "{report:?}");
+    let outcome = report.summary();
     let DeliveryOutcome::Delivered { response } = outcome else {
         panic!("not delivered: {outcome:?}");
     };
@@ -75,7 +77,8 @@ async fn plain_delivery_when_tls_is_off() {
     };
     let outcome = client
         .deliver(&target, "", &rcpts(&["bob@example.com"]), MESSAGE)
-        .await;
+        .await
+        .summary();
     assert!(
         matches!(outcome, DeliveryOutcome::Delivered { .. }),
         "{outcome:?}"
@@ -93,14 +96,20 @@ async fn temporary_failures_then_success() {
     let to = rcpts(&["alice@example.com"]);
 
     sink.set_mode(SinkMode::TempFail);
-    let outcome = client.deliver(&target, "s@example.org", &to, MESSAGE).await;
+    let outcome = client
+        .deliver(&target, "s@example.org", &to, MESSAGE)
+        .await
+        .summary();
     let DeliveryOutcome::TemporaryFailure(reason) = outcome else {
         panic!("expected a temporary failure: {outcome:?}");
     };
     assert!(reason.starts_with("451 4.3.0"), "{reason}");
 
     sink.go_down().await;
-    let outcome = client.deliver(&target, "s@example.org", &to, MESSAGE).await;
+    let outcome = client
+        .deliver(&target, "s@example.org", &to, MESSAGE)
+        .await
+        .summary();
     assert!(
         matches!(outcome, DeliveryOutcome::TemporaryFailure(_)),
         "connection refused is temporary: {outcome:?}"
@@ -108,7 +117,10 @@ async fn temporary_failures_then_success() {
 
     sink.come_up().await.unwrap();
     sink.set_mode(SinkMode::Accept);
-    let outcome = client.deliver(&target, "s@example.org", &to, MESSAGE).await;
+    let outcome = client
+        .deliver(&target, "s@example.org", &to, MESSAGE)
+        .await
+        .summary();
     assert!(
         matches!(outcome, DeliveryOutcome::Delivered { .. }),
         "{outcome:?}"
@@ -131,7 +143,8 @@ async fn permanent_failure_produces_a_dsn_to_the_sender() {
             &rcpts(&["gone@example.com"]),
             MESSAGE,
         )
-        .await;
+        .await
+        .summary();
     let DeliveryOutcome::PermanentFailure(reason) = outcome else {
         panic!("expected a permanent failure: {outcome:?}");
     };
@@ -157,7 +170,8 @@ async fn permanent_failure_produces_a_dsn_to_the_sender() {
     sink.set_mode(SinkMode::Accept);
     let outcome = client
         .deliver(&target, &dsn.mail_from, &dsn.rcpt_to, &dsn.message)
-        .await;
+        .await
+        .summary();
     assert!(
         matches!(outcome, DeliveryOutcome::Delivered { .. }),
         "{outcome:?}"
@@ -197,7 +211,8 @@ async fn invalid_recipient_address_is_permanent() {
             &rcpts(&["no-at-sign"]),
             MESSAGE,
         )
-        .await;
+        .await
+        .summary();
     assert!(
         matches!(outcome, DeliveryOutcome::PermanentFailure(_)),
         "{outcome:?}"
@@ -221,7 +236,7 @@ impl SmtpHandler for RelayHandler {
     }
 
     async fn receive(&self, envelope: Envelope, message: Vec<u8>) -> DataDecision {
-        match self
+        let report = self
             .client
             .deliver(
                 &self.downstream,
@@ -229,8 +244,8 @@ impl SmtpHandler for RelayHandler {
                 &envelope.rcpt_to,
                 &message,
             )
-            .await
-        {
+            .await;
+        match report.summary() {
             DeliveryOutcome::Delivered { .. } => DataDecision::Accept {
                 queue_id: "relayed".to_owned(),
             },
@@ -297,10 +312,87 @@ async fn sink_writes_eml_files() {
             &rcpts(&["a@example.com"]),
             MESSAGE,
         )
-        .await;
+        .await
+        .summary();
     assert!(matches!(outcome, DeliveryOutcome::Delivered { .. }));
     let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert_eq!(files.len(), 1);
     let written = std::fs::read(files[0].as_ref().unwrap().path()).unwrap();
     assert!(written.ends_with(MESSAGE));
+}
+
+#[tokio::test]
+async fn each_recipient_gets_its_own_outcome() {
+    let sink = sink().await;
+    sink.reject_address("gone@example.com");
+    let client = DeliveryClient::new("mx.test");
+    let report = client
+        .deliver(
+            &downstream(&sink),
+            "s@example.org",
+            &rcpts(&["alice@example.com", "gone@example.com", "bob@example.com"]),
+            MESSAGE,
+        )
+        .await;
+    let outcomes: Vec<&str> = report
+        .recipients
+        .iter()
+        .map(|r| match r.outcome {
+            DeliveryOutcome::Delivered { .. } => "delivered",
+            DeliveryOutcome::TemporaryFailure(_) => "temporary",
+            DeliveryOutcome::PermanentFailure(_) => "permanent",
+        })
+        .collect();
+    assert_eq!(outcomes, ["delivered", "permanent", "delivered"]);
+    assert!(report.to_retry().is_empty());
+    let bounced = report.bounced();
+    assert_eq!(bounced.len(), 1);
+    assert_eq!(bounced[0].address, "gone@example.com");
+    assert!(bounced[0].reason.starts_with("550 5.1.1"), "{bounced:?}");
+    assert!(matches!(
+        report.summary(),
+        DeliveryOutcome::PermanentFailure(_)
+    ));
+    let messages = sink.messages();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(
+        messages[0].rcpt_to,
+        ["alice@example.com", "bob@example.com"]
+    );
+}
+
+#[tokio::test]
+async fn connections_are_reused_and_survive_a_restart() {
+    let mut sink = sink().await;
+    let client = DeliveryClient::new("mx.test");
+    let target = downstream(&sink);
+    let to = rcpts(&["alice@example.com"]);
+    for _ in 0..3 {
+        let report = client.deliver(&target, "s@example.org", &to, MESSAGE).await;
+        assert!(report.all_delivered(), "{report:?}");
+    }
+    // The pooled connection dies with the sink; the next attempt notices and reconnects.
+    sink.go_down().await;
+    sink.come_up().await.unwrap();
+    let report = client.deliver(&target, "s@example.org", &to, MESSAGE).await;
+    assert!(report.all_delivered(), "{report:?}");
+    assert_eq!(sink.messages().len(), 4);
+}
+
+#[tokio::test]
+async fn internationalized_sender_is_relayed_with_smtputf8() {
+    let sink = sink().await;
+    let client = DeliveryClient::new("mx.test");
+    let report = client
+        .deliver(
+            &downstream(&sink),
+            "jörg@bücher.example",
+            &rcpts(&["alice@example.com"]),
+            MESSAGE,
+        )
+        .await;
+    assert!(report.all_delivered(), "{report:?}");
+    let messages = sink.messages();
+    assert_eq!(messages[0].mail_from, "jörg@bücher.example");
+    assert!(messages[0].text().contains("with UTF8SMTPS id "));
 }

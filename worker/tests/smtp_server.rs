@@ -476,3 +476,161 @@ async fn starttls_is_refused_when_disabled() {
     assert!(!client.cmd("EHLO client.test").await.contains("STARTTLS"));
     assert!(client.cmd("STARTTLS").await.starts_with("502 5.5.1"));
 }
+
+#[tokio::test]
+async fn malformed_commands_get_exactly_one_reply_each() {
+    let server = TestServer::start(SmtpConfig::for_tests()).await;
+    let mut client = RawClient::connect_greeted(server.addr).await;
+    client.cmd("EHLO client.test").await;
+    client
+        .send(
+            "MAIL FROM:<a@example.org> FOO=bar BAZ=1\r\n\
+             MAIL FROM:<a@example.org> SIZE=abc BODY=7BIT\r\n\
+             MAIL FROM:<a@example.org> BODY=WEIRD SIZE=10\r\n\
+             MAIL FROM:<not an address> SIZE=10\r\n\
+             EHLO\r\n\
+             NOOP\r\n",
+        )
+        .await;
+    let mut replies = Vec::new();
+    for _ in 0..6 {
+        replies.push(client.reply().await);
+    }
+    for reply in &replies[..5] {
+        assert!(reply.starts_with('5'), "{replies:?}");
+    }
+    assert!(replies[5].starts_with("250 2.0.0"), "{replies:?}");
+}
+
+/// Reads one reply from any stream (for the TLS part of the STARTTLS test).
+async fn read_reply<S: tokio::io::AsyncBufRead + Unpin>(stream: &mut S) -> String {
+    use tokio::io::AsyncBufReadExt;
+    let mut reply = String::new();
+    loop {
+        let mut line = String::new();
+        if stream.read_line(&mut line).await.unwrap() == 0 {
+            return reply;
+        }
+        reply.push_str(&line);
+        if line.as_bytes().get(3) != Some(&b'-') {
+            return reply;
+        }
+    }
+}
+
+#[tokio::test]
+async fn starttls_with_pem_certificate_discards_pipelined_commands() {
+    use std::sync::Arc;
+    use tokio::io::{AsyncWriteExt, BufReader};
+
+    common::init();
+    let dir = tempfile::tempdir().unwrap();
+    let generated = rcgen::generate_simple_self_signed(vec!["mx.test".to_owned()]).unwrap();
+    let cert_path = dir.path().join("cert.pem");
+    let key_path = dir.path().join("key.pem");
+    std::fs::write(&cert_path, generated.cert.pem()).unwrap();
+    std::fs::write(&key_path, generated.signing_key.serialize_pem()).unwrap();
+    let config = SmtpConfig {
+        tls: cleanmail_worker::smtp::TlsSetting::PemFiles {
+            cert_path,
+            key_path,
+        },
+        ..SmtpConfig::for_tests()
+    };
+    let server = TestServer::start(config).await;
+
+    let mut plain = BufReader::new(tokio::net::TcpStream::connect(server.addr).await.unwrap());
+    assert!(read_reply(&mut plain).await.starts_with("220 "));
+    plain
+        .get_mut()
+        .write_all(b"EHLO client.test\r\n")
+        .await
+        .unwrap();
+    assert!(read_reply(&mut plain).await.contains("STARTTLS"));
+    // A command smuggled behind STARTTLS must not survive into the TLS session.
+    plain
+        .get_mut()
+        .write_all(b"STARTTLS\r\nMAIL FROM:<evil@example.org>\r\n")
+        .await
+        .unwrap();
+    assert!(read_reply(&mut plain).await.starts_with("220 2.0.0"));
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(generated.cert.der().clone()).unwrap();
+    let client_config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config));
+    let server_name = rustls::pki_types::ServerName::try_from("mx.test").unwrap();
+    let tls = connector
+        .connect(server_name, plain.into_inner())
+        .await
+        .expect("certificate from the PEM files verifies");
+    let mut tls = BufReader::new(tls);
+
+    tls.get_mut()
+        .write_all(b"EHLO client.test\r\n")
+        .await
+        .unwrap();
+    let ehlo = read_reply(&mut tls).await;
+    assert!(ehlo.starts_with("250-mx.test"), "{ehlo}");
+    assert!(!ehlo.contains("STARTTLS"), "{ehlo}");
+    tls.get_mut()
+        .write_all(b"RCPT TO:<alice@example.com>\r\n")
+        .await
+        .unwrap();
+    let reply = read_reply(&mut tls).await;
+    assert!(
+        reply.starts_with("503 5.5.1"),
+        "injected MAIL was executed: {reply}"
+    );
+    tls.get_mut().write_all(b"QUIT\r\n").await.unwrap();
+    assert!(read_reply(&mut tls).await.starts_with("221"));
+}
+
+#[tokio::test]
+async fn smtputf8_transaction_is_flagged() {
+    let server = TestServer::start(SmtpConfig::for_tests()).await;
+    let mut client = RawClient::connect_greeted(server.addr).await;
+    client.cmd("EHLO client.test").await;
+    let reply = client
+        .cmd("MAIL FROM:<jörg@bücher.example> SMTPUTF8 BODY=8BITMIME")
+        .await;
+    assert!(reply.starts_with("250"), "{reply}");
+    client.cmd("RCPT TO:<alice@example.com>").await;
+    client.cmd("DATA").await;
+    let reply = client.cmd("Subject: Grüße\r\n\r\nÄpfel\r\n.").await;
+    assert!(reply.starts_with("250"), "{reply}");
+    let messages = server.handler.messages();
+    let (envelope, data) = &messages[0];
+    assert_eq!(envelope.mail_from, "jörg@bücher.example");
+    assert!(envelope.smtputf8 && envelope.body_8bitmime);
+    let text = String::from_utf8(data.clone()).unwrap();
+    assert!(text.contains("with UTF8SMTP id "), "{text}");
+    assert!(text.ends_with("Subject: Grüße\r\n\r\nÄpfel\r\n"));
+}
+
+#[tokio::test]
+async fn shutdown_lets_a_message_in_flight_finish() {
+    let mut server = TestServer::start(SmtpConfig::for_tests()).await;
+    let mut client = RawClient::connect_greeted(server.addr).await;
+    client.cmd("EHLO client.test").await;
+    client.cmd("MAIL FROM:<s@example.org>").await;
+    client.cmd("RCPT TO:<alice@example.com>").await;
+    assert!(client.cmd("DATA").await.starts_with("354"));
+    client.send("Subject: in flight\r\n\r\n").await;
+    server.shutdown.cancel();
+    let reply = client.cmd("still accepted\r\n.").await;
+    assert!(reply.starts_with("250 2.0.0"), "{reply}");
+    assert!(client.reply().await.starts_with("421 4.3.2"));
+    let task = server.task.take().unwrap();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("server stops")
+        .unwrap();
+    assert_eq!(server.handler.messages().len(), 1);
+}

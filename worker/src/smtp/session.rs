@@ -145,6 +145,7 @@ impl<H: SmtpHandler> Session<H> {
             while !bytes.as_slice().is_empty() {
                 match &mut state {
                     State::Request(receiver) => {
+                        let before = bytes.as_slice();
                         let parsed = receiver.ingest(&mut bytes).map(Request::into_owned);
                         let flow = match parsed {
                             Ok(request) => self.command(request, &mut state).await,
@@ -153,7 +154,14 @@ impl<H: SmtpHandler> Session<H> {
                                 state = State::DiscardLine(DummyLineReceiver::default());
                                 self.bad_command("500 5.5.2 Line too long")
                             }
-                            Err(err) => self.parse_error(err),
+                            Err(err) => {
+                                // Never read the rest of a refused line as a new command.
+                                let consumed = before.len() - bytes.as_slice().len();
+                                if consumed > 0 && before[consumed - 1] != b'\n' {
+                                    state = State::DiscardLine(DummyLineReceiver::default());
+                                }
+                                self.parse_error(err)
+                            }
                         };
                         match flow {
                             Flow::Continue => {}

@@ -1,0 +1,697 @@
+//! The statistical classifier: hashed tokens and sparse bigrams (OSB, window 2) counted per
+//! class (ham, spam, phish), scored with Robinson's f(w) and Fisher's chi-square combining, as
+//! in SpamAssassin's and bogofilter's Bayes.
+//!
+//! # What the model learns from (and what it must not)
+//!
+//! Features come from the message *content* only: the subject, the sender's display name and
+//! domain, the Reply-To domain, the mailer name, the MIME structure (content types, charsets,
+//! attachment extensions), the hosts of links, and the words of the visible text (text parts,
+//! or HTML rendered to text). Received chains, Message-ID, Date, To/Cc/Delivered-To/X-Original-To
+//! and every other header are ignored, because in a collected corpus they identify the
+//! collector rather than the message. Recipient addresses, their local parts and domains are
+//! masked in the text before tokenizing (a phish saying "Dear jose" is learned as
+//! "Dear RCPT_LOCAL").
+//!
+//! # Model file format (little endian)
+//!
+//! `b"CMSTAT02"`, `u32` ham messages, `u32` spam messages, `u32` phish messages, `f32` logistic
+//! bias, `u32` n, then n records sorted by hash: `u32` feature hash, `u16` ham count, `u16` spam
+//! count, `u16` phish count, `i16` logistic weight in 1/2048 units. Features seen fewer than
+//! twice in training are pruned.
+//!
+//! # Two layers over the same features
+//!
+//! The per-class counts give the Bayes estimate (and the phish-versus-spam estimate used for
+//! the category). A logistic-regression layer trained on the same features (the
+//! discriminative member of the family: CRM114's OSB-Winnow, rspamd's neural module) gives the
+//! spam probability used for scoring when present; it is sharper than chi-square combining on
+//! short messages. Tenant feedback corrects both: counts are added, and the logistic weights
+//! are adjusted by train-on-error until the message is classified as the user said.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use crate::message::{Extracted, registrable_domain, url_host};
+
+/// The class of a training message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Class {
+    Ham = 0,
+    Spam = 1,
+    Phish = 2,
+}
+
+/// Why a model file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("not a Cleanmail model file (bad magic)")]
+    BadMagic,
+    #[error("model file is truncated")]
+    Truncated,
+}
+
+const MAGIC: &[u8; 8] = b"CMSTAT02";
+/// Bytes per feature record.
+const RECORD: usize = 12;
+/// Weights are stored as `i16` in units of 1/WEIGHT_SCALE.
+const WEIGHT_SCALE: f32 = 2048.0;
+/// Tokens taken from the visible text.
+const MAX_TEXT_TOKENS: usize = 1200;
+/// Features used in the chi-square combination (the most significant ones).
+const MAX_SIGNIFICANT: usize = 150;
+/// Features whose f(w) is closer than this to 0.5 are ignored.
+const MIN_DEVIATION: f64 = 0.1;
+
+/// Identity hasher: keys are already hashes.
+#[derive(Default)]
+pub struct IdentityHasher(u64);
+
+impl Hasher for IdentityHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.0 = u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type FeatureMap<V> = HashMap<u32, V, BuildHasherDefault<IdentityHasher>>;
+
+/// Per-class counts of a feature.
+pub type Counts = [u32; 3];
+
+/// A trained model: per-feature counts and per-class message totals.
+#[derive(Debug, Clone, Default)]
+pub struct Model {
+    messages: Counts,
+    features: FeatureMap<[u16; 3]>,
+    /// Logistic-regression weights (unwanted vs ham) over the same features.
+    weights: FeatureMap<f32>,
+    bias: f32,
+}
+
+/// Recipient identities to mask in the text before tokenizing.
+#[derive(Debug, Clone, Default)]
+pub struct Masks {
+    /// Lowercased full addresses.
+    pub addresses: Vec<String>,
+    /// Lowercased local parts (only those of at least 3 characters are masked).
+    pub locals: Vec<String>,
+    /// Lowercased domains.
+    pub domains: Vec<String>,
+}
+
+/// The result of classifying one message.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct BayesScore {
+    /// Probability that the message is unwanted (spam or phish), 0 to 1, from the
+    /// discriminative (logistic) layer when the model has one, else from Bayes.
+    pub spam: f64,
+    /// The Bayes (chi-square) estimate of the same.
+    pub bayes: f64,
+    /// Among unwanted mail, how phish-like it is, 0 to 1.
+    pub phish: f64,
+    /// Significant features used.
+    pub features_used: usize,
+}
+
+impl Model {
+    /// Reads a model file.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, ModelError> {
+        if bytes.len() < 28 {
+            return Err(ModelError::Truncated);
+        }
+        if &bytes[..8] != MAGIC {
+            return Err(ModelError::BadMagic);
+        }
+        let u32_at = |at: usize| u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+        let u16_at = |at: usize| u16::from_le_bytes([bytes[at], bytes[at + 1]]);
+        let messages = [u32_at(8), u32_at(12), u32_at(16)];
+        let bias = f32::from_bits(u32_at(20));
+        let n = u32_at(24) as usize;
+        if bytes.len() < 28 + n.saturating_mul(RECORD) {
+            return Err(ModelError::Truncated);
+        }
+        let mut features = FeatureMap::with_capacity_and_hasher(n, Default::default());
+        let mut weights = FeatureMap::with_capacity_and_hasher(n, Default::default());
+        for i in 0..n {
+            let at = 28 + i * RECORD;
+            let hash = u32_at(at);
+            features.insert(hash, [u16_at(at + 4), u16_at(at + 6), u16_at(at + 8)]);
+            let weight = f32::from(u16_at(at + 10) as i16) / WEIGHT_SCALE;
+            if weight != 0.0 {
+                weights.insert(hash, weight);
+            }
+        }
+        Ok(Self { messages, features, weights, bias })
+    }
+
+    /// Writes the model file, pruning features seen fewer than `min_count` times.
+    pub fn to_bytes(&self, min_count: u32) -> Vec<u8> {
+        let mut entries: Vec<(&u32, &[u16; 3])> = self
+            .features
+            .iter()
+            .filter(|(_, c)| c.iter().map(|&x| u32::from(x)).sum::<u32>() >= min_count)
+            .collect();
+        entries.sort_unstable_by_key(|(hash, _)| **hash);
+        let mut out = Vec::with_capacity(28 + entries.len() * RECORD);
+        out.extend_from_slice(MAGIC);
+        for count in self.messages {
+            out.extend_from_slice(&count.to_le_bytes());
+        }
+        out.extend_from_slice(&self.bias.to_bits().to_le_bytes());
+        out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+        for (hash, counts) in entries {
+            out.extend_from_slice(&hash.to_le_bytes());
+            for c in counts {
+                out.extend_from_slice(&c.to_le_bytes());
+            }
+            let weight = self.weights.get(hash).copied().unwrap_or(0.0);
+            let quantized = (weight * WEIGHT_SCALE).round().clamp(-32768.0, 32767.0) as i16;
+            out.extend_from_slice(&quantized.to_le_bytes());
+        }
+        out
+    }
+
+    /// Number of distinct features.
+    pub fn len(&self) -> usize {
+        self.features.len()
+    }
+
+    /// Whether the model has no features.
+    pub fn is_empty(&self) -> bool {
+        self.features.is_empty()
+    }
+
+    /// Per-class message totals (ham, spam, phish).
+    pub fn message_counts(&self) -> Counts {
+        self.messages
+    }
+
+    /// Adds one message's (deduplicated) features to the counts.
+    pub fn learn(&mut self, features: &[u32], class: Class) {
+        self.messages[class as usize] += 1;
+        for &feature in features {
+            let counts = self.features.entry(feature).or_default();
+            counts[class as usize] = counts[class as usize].saturating_add(1);
+        }
+    }
+
+    fn counts(&self, feature: u32) -> Counts {
+        self.features
+            .get(&feature)
+            .map_or([0; 3], |c| [u32::from(c[0]), u32::from(c[1]), u32::from(c[2])])
+    }
+
+    /// Scores deduplicated features, with an optional tenant overlay on top of this model.
+    pub fn score(&self, features: &[u32], overlay: Option<&TenantModel>) -> BayesScore {
+        let mut totals = self.messages;
+        if let Some(overlay) = overlay {
+            for (total, extra) in totals.iter_mut().zip(overlay.messages) {
+                *total += extra;
+            }
+        }
+        let ham_total = f64::from(totals[0].max(1));
+        let bad_total = f64::from((totals[1] + totals[2]).max(1));
+        let spam_total = f64::from(totals[1].max(1));
+        let phish_total = f64::from(totals[2].max(1));
+        let mut significant: Vec<f64> = Vec::with_capacity(features.len().min(512));
+        let mut phish_significant: Vec<f64> = Vec::with_capacity(64);
+        for &feature in features {
+            let mut counts = self.counts(feature);
+            if let Some(overlay) = overlay
+                && let Some(extra) = overlay.features.get(&feature)
+            {
+                for (count, extra) in counts.iter_mut().zip(extra) {
+                    *count += extra;
+                }
+            }
+            let [ham, spam, phish] = counts;
+            let bad = spam + phish;
+            if ham + bad == 0 {
+                continue;
+            }
+            let f = robinson(f64::from(ham) / ham_total, f64::from(bad) / bad_total, ham + bad);
+            if (f - 0.5).abs() >= MIN_DEVIATION {
+                significant.push(f);
+            }
+            if bad > 0 {
+                let g = robinson(
+                    f64::from(spam) / spam_total,
+                    f64::from(phish) / phish_total,
+                    bad,
+                );
+                if (g - 0.5).abs() >= MIN_DEVIATION {
+                    phish_significant.push(g);
+                }
+            }
+        }
+        let features_used = significant.len().min(MAX_SIGNIFICANT);
+        let bayes = combine(&mut significant);
+        let spam = if self.weights.is_empty() {
+            bayes
+        } else {
+            sigmoid(self.logit(features, overlay))
+        };
+        BayesScore {
+            spam,
+            bayes,
+            phish: combine(&mut phish_significant),
+            features_used,
+        }
+    }
+}
+
+impl Model {
+    /// The logistic-regression logit of a message's features (base weights plus overlay).
+    fn logit(&self, features: &[u32], overlay: Option<&TenantModel>) -> f64 {
+        let x = input_scale(features.len());
+        let mut z = f64::from(self.bias);
+        for feature in features {
+            let mut w = self.weights.get(feature).copied().unwrap_or(0.0);
+            if let Some(overlay) = overlay
+                && let Some(delta) = overlay.weights.get(feature)
+            {
+                w += delta;
+            }
+            z += f64::from(w) * x;
+        }
+        z
+    }
+
+    /// Trains the logistic layer on labelled feature sets (spam and phish are positive),
+    /// with SGD, per-message input normalisation and ham weighted up to keep false positives
+    /// rare. Call after [`Model::learn`] has counted the same messages.
+    pub fn train_weights(&mut self, examples: &[(Vec<u32>, Class)], epochs: usize, ham_weight: f64) {
+        let mut weights: FeatureMap<f64> = FeatureMap::default();
+        let mut bias = 0.0f64;
+        let mut order: Vec<usize> = (0..examples.len()).collect();
+        let mut rng: u64 = 0x9E37_79B9_7F4A_7C15;
+        for epoch in 0..epochs {
+            // Deterministic shuffle (xorshift).
+            for i in (1..order.len()).rev() {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                order.swap(i, (rng % (i as u64 + 1)) as usize);
+            }
+            let rate = 0.5 / (1.0 + epoch as f64 * 0.3);
+            for &index in &order {
+                let (features, class) = &examples[index];
+                let x = input_scale(features.len());
+                let mut z = bias;
+                for f in features {
+                    z += weights.get(f).copied().unwrap_or(0.0) * x;
+                }
+                let target = if *class == Class::Ham { 0.0 } else { 1.0 };
+                let importance = if *class == Class::Ham { ham_weight } else { 1.0 };
+                let gradient = (target - sigmoid(z)) * importance * rate;
+                bias += gradient * 0.1;
+                for f in features {
+                    let w = weights.entry(*f).or_insert(0.0);
+                    *w += gradient * x - 1e-5 * *w;
+                }
+            }
+        }
+        self.bias = bias as f32;
+        self.weights = weights
+            .into_iter()
+            .filter(|(_, w)| w.abs() * f64::from(WEIGHT_SCALE) >= 1.0)
+            .map(|(k, w)| (k, w as f32))
+            .collect();
+    }
+}
+
+/// Features are binary; each is scaled by 1/sqrt(n) so long and short messages weigh alike.
+fn input_scale(n: usize) -> f64 {
+    1.0 / (n.max(1) as f64).sqrt()
+}
+
+fn sigmoid(z: f64) -> f64 {
+    1.0 / (1.0 + (-z).exp())
+}
+
+/// Robinson's f(w) with strength s = 0.45 and prior x = 0.5, from the relative frequencies of a
+/// feature in good and bad mail and its number of occurrences.
+fn robinson(good_ratio: f64, bad_ratio: f64, n: u32) -> f64 {
+    const S: f64 = 0.45;
+    const X: f64 = 0.5;
+    let p = bad_ratio / (good_ratio + bad_ratio);
+    let n = f64::from(n);
+    ((S * X) + (n * p)) / (S + n)
+}
+
+/// Fisher's chi-square combining of the most significant f(w) values: (1 + H - S) / 2.
+fn combine(values: &mut [f64]) -> f64 {
+    if values.is_empty() {
+        return 0.5;
+    }
+    if values.len() > MAX_SIGNIFICANT {
+        values.select_nth_unstable_by(MAX_SIGNIFICANT, |a, b| {
+            (b - 0.5).abs().total_cmp(&(a - 0.5).abs())
+        });
+    }
+    let values = &values[..values.len().min(MAX_SIGNIFICANT)];
+    let n = values.len();
+    let (mut ln_good, mut ln_bad) = (0.0, 0.0);
+    for &f in values {
+        let f = f.clamp(1e-6, 1.0 - 1e-6);
+        ln_bad += (1.0 - f).ln();
+        ln_good += f.ln();
+    }
+    let s = 1.0 - chi2_q(-2.0 * ln_bad, 2 * n);
+    let h = 1.0 - chi2_q(-2.0 * ln_good, 2 * n);
+    (1.0 + s - h) / 2.0
+}
+
+/// The survival function of the chi-square distribution with even degrees of freedom.
+fn chi2_q(x2: f64, degrees: usize) -> f64 {
+    let m = x2 / 2.0;
+    let mut term = (-m).exp();
+    let mut sum = term;
+    for i in 1..degrees / 2 {
+        term *= m / i as f64;
+        sum += term;
+    }
+    sum.min(1.0)
+}
+
+/// A tenant's learned corrections, added to the shared model's counts at scoring time.
+///
+/// Pure data: the persistence layer stores it (for example with [`TenantModel::to_bytes`]).
+#[derive(Debug, Clone, Default)]
+pub struct TenantModel {
+    messages: Counts,
+    features: FeatureMap<Counts>,
+    /// Corrections to the logistic weights.
+    weights: FeatureMap<f32>,
+}
+
+impl TenantModel {
+    /// An empty overlay.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Learns one message as `class` (a released message is ham, a "report spam" is spam):
+    /// counts it, then corrects the logistic weights until `base` plus this overlay classify
+    /// it on the right side with a margin (train-on-error, as in OSB-Winnow).
+    pub fn learn(&mut self, base: &Model, features: &[u32], class: Class) {
+        let target = if class == Class::Ham { 0.0 } else { 1.0 };
+        let x = input_scale(features.len());
+        for _ in 0..50 {
+            let p = sigmoid(base.logit(features, Some(self)));
+            let wrong = if class == Class::Ham { p > 0.05 } else { p < 0.95 };
+            if !wrong {
+                break;
+            }
+            let step = ((target - p) * x * 2.0) as f32;
+            for feature in features {
+                *self.weights.entry(*feature).or_insert(0.0) += step;
+            }
+        }
+        self.count(features, class);
+    }
+
+    fn count(&mut self, features: &[u32], class: Class) {
+        self.messages[class as usize] += 1;
+        for &feature in features {
+            let counts = self.features.entry(feature).or_default();
+            counts[class as usize] = counts[class as usize].saturating_add(1);
+        }
+    }
+
+    /// Undoes the counts of a previous [`TenantModel::learn`] (when a user changes their
+    /// mind); the logistic corrections are then made by learning the other class.
+    pub fn unlearn(&mut self, features: &[u32], class: Class) {
+        let slot = &mut self.messages[class as usize];
+        *slot = slot.saturating_sub(1);
+        for &feature in features {
+            if let Some(counts) = self.features.get_mut(&feature) {
+                counts[class as usize] = counts[class as usize].saturating_sub(1);
+            }
+        }
+    }
+
+    /// Messages learned per class (ham, spam, phish).
+    pub fn message_counts(&self) -> Counts {
+        self.messages
+    }
+
+    /// Serialises the overlay in the model file format (counts saturate at 65535).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut features: FeatureMap<[u16; 3]> = self
+            .features
+            .iter()
+            .map(|(&k, c)| (k, c.map(|x| x.min(u32::from(u16::MAX)) as u16)))
+            .collect();
+        for k in self.weights.keys() {
+            features.entry(*k).or_insert([0; 3]);
+        }
+        let model = Model {
+            messages: self.messages,
+            features,
+            weights: self.weights.clone(),
+            bias: 0.0,
+        };
+        model.to_bytes(0)
+    }
+
+    /// Reads an overlay written by [`TenantModel::to_bytes`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, ModelError> {
+        let model = Model::from_bytes(bytes)?;
+        Ok(Self {
+            messages: model.messages,
+            features: model
+                .features
+                .into_iter()
+                .map(|(k, c)| (k, c.map(u32::from)))
+                .collect(),
+            weights: model.weights,
+        })
+    }
+}
+
+/// A fast 32-bit hash (FNV-1a variant with a final mix), stable across platforms and builds.
+#[inline]
+fn hash_bytes(seed: u32, bytes: &[u8]) -> u32 {
+    let mut h: u32 = 0x811C_9DC5 ^ seed.wrapping_mul(0x0100_0193);
+    for &b in bytes {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h ^= h >> 15;
+    h = h.wrapping_mul(0x2C1B_3C6D);
+    h ^= h >> 12;
+    h
+}
+
+fn prefixed(prefix: &str, value: &str) -> u32 {
+    hash_bytes(hash_bytes(0, prefix.as_bytes()), value.as_bytes())
+}
+
+/// Extracts the deduplicated, sorted feature hashes of a message.
+pub fn features(message: &Extracted<'_>, masks: &Masks) -> Vec<u32> {
+    let mut out: Vec<u32> = Vec::with_capacity(2 * MAX_TEXT_TOKENS + 64);
+    // Subject words, plus the subject's words as ordinary text.
+    let subject = message.subject.to_lowercase();
+    let mut subject_words = 0;
+    let mut previous_subject = "";
+    let subject_tokens: Vec<String> = {
+        let mut v = Vec::new();
+        words(&subject, masks, |word| v.push(word.to_owned()));
+        v
+    };
+    for word in &subject_tokens {
+        if subject_words < 40 {
+            out.push(prefixed("s:", word));
+            if !previous_subject.is_empty() {
+                out.push(prefixed(previous_subject, word) ^ 0x1234_5678);
+            }
+            previous_subject = word;
+            subject_words += 1;
+        }
+    }
+    if let Some(from) = &message.from {
+        let name = from.name.to_lowercase();
+        words(&name, masks, |word| out.push(prefixed("fn:", word)));
+        if let Some(domain) = from.domain() {
+            out.push(prefixed("fd:", registrable_domain(domain)));
+        }
+        if from.name.is_empty() {
+            out.push(prefixed("fn:", "<none>"));
+        }
+    } else {
+        out.push(prefixed("f:", "<none>"));
+    }
+    if let Some(domain) = message.reply_to.as_ref().and_then(|r| r.domain()) {
+        let same = message.from.as_ref().and_then(|f| f.domain()) == Some(domain);
+        out.push(prefixed("rt:", if same { "same" } else { registrable_domain(domain) }));
+    }
+    for token in &message.header_tokens {
+        out.push(prefixed("hdr:", token));
+    }
+    for tag in &message.html_tags {
+        out.push(prefixed("tag:", tag));
+    }
+    out.push(prefixed(
+        "mime:",
+        match (message.has_text_body, message.has_html_body) {
+            (true, true) => "alt",
+            (true, false) => "text",
+            (false, true) => "html",
+            (false, false) => "none",
+        },
+    ));
+    for attachment in message.attachments.iter().take(10) {
+        out.push(prefixed("att:", &attachment.content_type));
+        if let Some(ext) = attachment
+            .name
+            .as_deref()
+            .and_then(|n| n.rsplit_once('.'))
+            .map(|(_, e)| e.to_ascii_lowercase())
+        {
+            out.push(prefixed("ext:", &ext));
+        }
+    }
+    for link in message.links.iter().take(50) {
+        if let Some(host) = url_host(&link.href) {
+            if masks.domains.iter().any(|d| host.ends_with(d.as_str())) {
+                continue;
+            }
+            out.push(prefixed("u:", registrable_domain(&host)));
+        }
+    }
+    for url in message.text_urls.iter().take(50) {
+        if let Some(host) = url_host(url) {
+            out.push(prefixed("u:", registrable_domain(&host)));
+        }
+    }
+    // Visible text: unigrams and bigrams.
+    let text = message.text.to_lowercase();
+    let mut previous: u32 = 0;
+    let mut count = 0;
+    words(&text, masks, |word| {
+        if count >= MAX_TEXT_TOKENS {
+            return;
+        }
+        count += 1;
+        let h = hash_bytes(7, word.as_bytes());
+        out.push(h);
+        if previous != 0 {
+            out.push(previous.rotate_left(5) ^ h.wrapping_mul(0x2545_F491) ^ 0x5bd1_e995);
+        }
+        previous = h;
+    });
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// Splits lowercased text into word tokens, masking recipient identities and bucketing
+/// long tokens.
+fn words(text: &str, masks: &Masks, mut emit: impl FnMut(&str)) {
+    let mut buffer = String::new();
+    for raw in text.split(|c: char| {
+        !(c.is_alphanumeric() || c == '$' || c == '!' || c == '\'' || c == '-' || c == '@' || c == '.' || c == '_')
+    }) {
+        let token = raw.trim_matches(|c: char| c == '.' || c == '-' || c == '\'' || c == '_');
+        if token.is_empty() {
+            continue;
+        }
+        if token.contains('@') {
+            if masks.addresses.iter().any(|a| a == token) {
+                emit("RCPT_ADDR");
+            } else if let Some((_, domain)) = token.rsplit_once('@') {
+                if masks.domains.iter().any(|d| d == domain) {
+                    emit("RCPT_DOMAIN_ADDR");
+                } else {
+                    buffer.clear();
+                    buffer.push_str("email@");
+                    buffer.push_str(registrable_domain(domain));
+                    emit(&buffer);
+                }
+            }
+            continue;
+        }
+        if token.len() < 2 {
+            continue;
+        }
+        if masks.locals.iter().any(|l| l == token) {
+            emit("RCPT_LOCAL");
+            continue;
+        }
+        if masks.domains.iter().any(|d| d == token) {
+            emit("RCPT_DOMAIN");
+            continue;
+        }
+        if token.len() > 24 {
+            buffer.clear();
+            buffer.push_str("long:");
+            buffer.push_str(&(token.len() / 8).to_string());
+            emit(&buffer);
+            continue;
+        }
+        emit(token);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chi_square_combining_is_bimodal() {
+        let mut spammy = vec![0.99; 20];
+        let mut hammy = vec![0.01; 20];
+        assert!(combine(&mut spammy) > 0.99);
+        assert!(combine(&mut hammy) < 0.01);
+        assert_eq!(combine(&mut []), 0.5);
+    }
+
+    #[test]
+    fn model_round_trips_and_overlay_learns() {
+        let mut model = Model::default();
+        model.learn(&[1, 2, 3], Class::Ham);
+        model.learn(&[1, 2, 3], Class::Ham);
+        model.learn(&[4, 5, 6], Class::Spam);
+        model.learn(&[4, 5, 6], Class::Spam);
+        let back = Model::from_bytes(&model.to_bytes(1)).unwrap();
+        assert_eq!(back.message_counts(), [2, 2, 0]);
+        assert!(back.score(&[4, 5, 6], None).spam > 0.9);
+        assert!(back.score(&[1, 2, 3], None).spam < 0.1);
+        let mut overlay = TenantModel::new();
+        for _ in 0..20 {
+            overlay.learn(&back, &[4, 5, 6], Class::Ham);
+        }
+        assert!(back.score(&[4, 5, 6], Some(&overlay)).spam < 0.5);
+        let restored = TenantModel::from_bytes(&overlay.to_bytes()).unwrap();
+        assert_eq!(restored.message_counts(), [20, 0, 0]);
+
+        let mut trained = Model::default();
+        let examples = vec![
+            (vec![1, 2, 3], Class::Ham),
+            (vec![4, 5, 6], Class::Spam),
+            (vec![1, 2, 7], Class::Ham),
+            (vec![4, 5, 8], Class::Phish),
+        ];
+        for (f, c) in &examples {
+            trained.learn(f, *c);
+        }
+        trained.train_weights(&examples, 20, 1.0);
+        let trained = Model::from_bytes(&trained.to_bytes(1)).unwrap();
+        assert!(trained.score(&[4, 5, 9], None).spam > 0.5);
+        assert!(trained.score(&[1, 2, 9], None).spam < 0.5);
+        let mut overlay = TenantModel::new();
+        overlay.learn(&trained, &[4, 5, 9], Class::Ham);
+        assert!(trained.score(&[4, 5, 9], Some(&overlay)).spam < 0.1);
+        assert!(matches!(Model::from_bytes(b"garbage"), Err(ModelError::Truncated)));
+    }
+}

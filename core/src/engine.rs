@@ -1,0 +1,565 @@
+//! The engine: raw message + envelope + tenant context in, explained [`Verdict`] out.
+
+use std::net::IpAddr;
+use std::sync::{Arc, OnceLock};
+
+use mail_parser::MessageParser;
+use serde::{Deserialize, Serialize};
+
+use crate::address::{DomainName, EmailAddress};
+use crate::classifier::{BayesScore, Class, Masks, Model, TenantModel};
+use crate::filter::auth::AuthResults;
+use crate::filter::{self, Family, Tags};
+use crate::message::{self, Extracted};
+use crate::policy::{Category, Disposition, EffectivePolicy, ListMatch, Policy};
+use crate::scan::{ScanOutcome, VirusScanner};
+
+/// The SMTP envelope of a message.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// The connecting client's address.
+    pub client_ip: Option<IpAddr>,
+    /// The HELO/EHLO name it gave.
+    pub helo: String,
+    /// `MAIL FROM`, `None` for the null sender (bounces).
+    pub mail_from: Option<EmailAddress>,
+    /// `RCPT TO` addresses.
+    pub recipients: Vec<EmailAddress>,
+    /// Whether the session used STARTTLS.
+    pub tls: bool,
+}
+
+impl Envelope {
+    /// A best-effort envelope reconstructed from a stored message's headers (Return-Path for
+    /// MAIL FROM; Delivered-To, X-Original-To or To for the recipient). For tools working on
+    /// saved messages, such as `cleanmail eval`; the SMTP worker has the real envelope.
+    pub fn from_headers(raw: &[u8]) -> Self {
+        let mut envelope = Envelope::default();
+        let head_end = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .or_else(|| raw.windows(2).position(|w| w == b"\n\n"))
+            .unwrap_or(raw.len().min(64 * 1024));
+        let head = String::from_utf8_lossy(&raw[..head_end]);
+        let mut recipient = None;
+        for line in head.lines() {
+            let Some((name, value)) = line.split_once(':') else { continue };
+            let name = name.trim().to_ascii_lowercase();
+            let address = || {
+                let value = value.trim();
+                let inner = match (value.find('<'), value.rfind('>')) {
+                    (Some(start), Some(end)) if start < end => &value[start + 1..end],
+                    _ => value.split(',').next().unwrap_or(""),
+                };
+                EmailAddress::parse(inner.trim()).ok()
+            };
+            match name.as_str() {
+                "return-path" if envelope.mail_from.is_none() => envelope.mail_from = address(),
+                "delivered-to" | "x-original-to" if recipient.is_none() => recipient = address(),
+                "to" if recipient.is_none() => recipient = address(),
+                _ => {}
+            }
+        }
+        envelope.recipients.extend(recipient);
+        envelope
+    }
+}
+
+/// One message to analyze.
+#[derive(Debug, Clone, Copy)]
+pub struct MessageInput<'a> {
+    /// The message as received (headers and body).
+    pub raw: &'a [u8],
+    pub envelope: &'a Envelope,
+    /// The result of [`crate::Authenticator::authenticate`], if it was run.
+    pub auth: Option<&'a AuthResults>,
+    /// When the message was received (Unix seconds); enables date checks.
+    pub received_at: Option<i64>,
+}
+
+/// A user of the tenant whose name must not be impersonated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProtectedUser {
+    pub display_name: String,
+    pub address: EmailAddress,
+}
+
+/// One recipient's effective policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecipientPolicy {
+    pub address: EmailAddress,
+    pub policy: EffectivePolicy,
+}
+
+/// What the engine knows about the receiving tenant.
+#[derive(Debug, Clone)]
+pub struct TenantContext {
+    /// The tenant's own domains (spoofing and look-alikes are checked against them).
+    pub protected_domains: Vec<DomainName>,
+    /// The tenant's users (display-name impersonation is checked against them).
+    pub protected_users: Vec<ProtectedUser>,
+    /// The tenant's learned corrections to the shared model.
+    pub overlay: Option<Arc<TenantModel>>,
+    /// Per-recipient policies; recipients not listed get `default_policy`.
+    pub recipients: Vec<RecipientPolicy>,
+    pub default_policy: EffectivePolicy,
+}
+
+impl Default for TenantContext {
+    fn default() -> Self {
+        Self {
+            protected_domains: Vec::new(),
+            protected_users: Vec::new(),
+            overlay: None,
+            recipients: Vec::new(),
+            default_policy: EffectivePolicy::from_tenant(&Policy::standard()),
+        }
+    }
+}
+
+impl TenantContext {
+    /// The effective policy of `recipient`.
+    pub fn policy_for(&self, recipient: &EmailAddress) -> &EffectivePolicy {
+        self.recipients
+            .iter()
+            .find(|r| &r.address == recipient)
+            .map_or(&self.default_policy, |r| &r.policy)
+    }
+}
+
+/// A rule that fired, with its score and a sentence explaining it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Symbol {
+    pub name: String,
+    pub score: f32,
+    pub explanation: String,
+}
+
+/// What to do with the message for one recipient.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    Deliver,
+    /// Deliver with this prefix added to the subject.
+    DeliverTagged { subject_prefix: String },
+    Quarantine,
+    Reject,
+}
+
+/// The decision for one recipient.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecipientVerdict {
+    pub recipient: EmailAddress,
+    /// The category under this recipient's thresholds.
+    pub category: Category,
+    pub action: Action,
+    /// Why, in one sentence.
+    pub reason: String,
+    /// An allow/block list entry that decided, if any.
+    pub list_match: Option<ListMatch>,
+}
+
+/// The engine's decision about a message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// Sum of the symbol scores.
+    pub score: f32,
+    /// The category at the engine's reference threshold (the standard policy's).
+    pub category: Category,
+    /// Every rule that fired, highest score first.
+    pub symbols: Vec<Symbol>,
+    pub auth: Option<AuthResults>,
+    pub bayes: Option<BayesScore>,
+    /// Per-recipient actions, in envelope order.
+    pub recipients: Vec<RecipientVerdict>,
+    /// Non-fatal problems (truncated analysis, scanner unavailable, ...).
+    pub warnings: Vec<String>,
+}
+
+impl Verdict {
+    /// A human explanation naming every symbol and its contribution.
+    pub fn explanation(&self) -> String {
+        let mut out = format!(
+            "Score {:.1}: {}.",
+            self.score,
+            match self.category {
+                Category::Clean => "clean",
+                Category::Newsletter => "newsletter or bulk mail",
+                Category::Spam => "spam",
+                Category::Phishing => "phishing",
+                Category::Virus => "virus or dangerous content",
+            }
+        );
+        for symbol in &self.symbols {
+            out.push_str(&format!(
+                "\n{} ({:+.1}): {}",
+                symbol.name, symbol.score, symbol.explanation
+            ));
+        }
+        out
+    }
+
+    /// Whether a symbol fired.
+    pub fn has_symbol(&self, name: &str) -> bool {
+        self.symbols.iter().any(|s| s.name == name)
+    }
+}
+
+/// Engine settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EngineConfig {
+    /// The threshold used for [`Verdict::category`] (recipients use their own policy's).
+    pub reference_threshold: f32,
+    /// Bytes of a message that are parsed; the rest is ignored with a warning.
+    pub max_message_size: usize,
+    /// Size above which the virus scanner is not called.
+    pub max_scan_size: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            reference_threshold: 5.0,
+            max_message_size: 64 * 1024 * 1024,
+            max_scan_size: 32 * 1024 * 1024,
+        }
+    }
+}
+
+/// The filtering engine. Build it once and share it (`Arc<Engine>`); `analyze` is `&self`.
+pub struct Engine {
+    model: Arc<Model>,
+    config: EngineConfig,
+    scanner: Option<Arc<dyn VirusScanner>>,
+}
+
+const DEFAULT_MODEL: &[u8] = include_bytes!("../model/default.cmbayes");
+
+/// The default model shipped with the binary (trained on the corpus `train` split).
+pub fn default_model() -> Arc<Model> {
+    static MODEL: OnceLock<Arc<Model>> = OnceLock::new();
+    MODEL
+        .get_or_init(|| Arc::new(Model::from_bytes(DEFAULT_MODEL).unwrap_or_default()))
+        .clone()
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Self::new(default_model(), EngineConfig::default())
+    }
+}
+
+impl Engine {
+    /// An engine with a model and settings, without a virus scanner.
+    pub fn new(model: Arc<Model>, config: EngineConfig) -> Self {
+        Self {
+            model,
+            config,
+            scanner: None,
+        }
+    }
+
+    /// Adds a virus scanner.
+    pub fn with_scanner(mut self, scanner: Arc<dyn VirusScanner>) -> Self {
+        self.scanner = Some(scanner);
+        self
+    }
+
+    /// The statistical model in use.
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// The classifier features of a message (what [`TenantModel::learn`] takes).
+    pub fn features(&self, raw: &[u8], envelope: &Envelope) -> Vec<u32> {
+        let raw = &raw[..raw.len().min(self.config.max_message_size)];
+        let Some(parsed) = MessageParser::default().parse(raw) else {
+            return Vec::new();
+        };
+        let extracted = message::extract(&parsed);
+        crate::classifier::features(&extracted, &masks(&parsed, envelope))
+    }
+
+    /// Learns a message into a tenant's overlay (released => ham, reported => spam).
+    pub fn learn(&self, overlay: &mut TenantModel, raw: &[u8], envelope: &Envelope, class: Class) {
+        let features = self.features(raw, envelope);
+        overlay.learn(&self.model, &features, class);
+    }
+
+    /// Analyzes one message. Never panics on malformed input; problems become warnings.
+    pub fn analyze(&self, input: &MessageInput<'_>, ctx: &TenantContext) -> Verdict {
+        let mut warnings = Vec::new();
+        let mut raw = input.raw;
+        if raw.len() > self.config.max_message_size {
+            warnings.push(format!(
+                "message of {} bytes analysed only in its first {} bytes",
+                raw.len(),
+                self.config.max_message_size
+            ));
+            raw = &raw[..self.config.max_message_size];
+        }
+        let mut tags = Tags::default();
+        let parsed = MessageParser::default().parse(raw);
+        let mut bayes = None;
+        match &parsed {
+            Some(parsed) => {
+                let extracted = message::extract(parsed);
+                if extracted.truncated {
+                    warnings.push("only part of the message body was analysed".to_owned());
+                }
+                bayes = self.run_analyzers(input, raw, parsed, &extracted, ctx, &mut tags);
+            }
+            None => {
+                warnings.push("the message could not be parsed as MIME".to_owned());
+                filter::test_strings::analyze(raw, &Extracted::default(), &mut tags);
+                tags.add("MISSING_FROM", "");
+            }
+        }
+        if let Some(auth) = input.auth {
+            filter::auth::analyze(auth, &mut tags);
+        }
+        if let Some(scanner) = &self.scanner {
+            if input.raw.len() > self.config.max_scan_size {
+                warnings.push("message too large for the virus scanner".to_owned());
+            } else {
+                match scanner.scan(input.raw) {
+                    Ok(ScanOutcome::Infected(name)) => tags.add("CLAMAV_VIRUS", name),
+                    Ok(ScanOutcome::Clean) => {}
+                    Err(error) => warnings.push(error.to_string()),
+                }
+            }
+        }
+        self.decide(tags, bayes, input, ctx, warnings)
+    }
+
+    fn run_analyzers(
+        &self,
+        input: &MessageInput<'_>,
+        raw: &[u8],
+        parsed: &mail_parser::Message<'_>,
+        extracted: &Extracted<'_>,
+        ctx: &TenantContext,
+        tags: &mut Tags,
+    ) -> Option<BayesScore> {
+        filter::test_strings::analyze(raw, extracted, tags);
+        filter::headers::analyze(parsed, extracted, input.envelope, input.received_at, tags);
+        filter::content::analyze(extracted, tags);
+        filter::bulk::analyze(parsed, extracted, tags);
+        let mail_from_domain = input.envelope.mail_from.as_ref().map(|a| a.domain());
+        filter::phishing::analyze(extracted, mail_from_domain, input.auth, ctx, tags);
+        filter::attachments::analyze(extracted, tags);
+        let features = crate::classifier::features(extracted, &masks(parsed, input.envelope));
+        if self.model.is_empty() && ctx.overlay.is_none() {
+            return None;
+        }
+        let score = self.model.score(&features, ctx.overlay.as_deref());
+        if score.features_used >= 5 {
+            let p = score.spam;
+            let points = classifier_points(score.spam, score.bayes);
+            let name = match p {
+                p if p < 0.01 => "BAYES_00",
+                p if p < 0.05 => "BAYES_05",
+                p if p < 0.20 => "BAYES_20",
+                p if p < 0.80 => "BAYES_50",
+                p if p < 0.95 => "BAYES_80",
+                p if p < 0.99 => "BAYES_95",
+                p if p < 0.999 => "BAYES_99",
+                _ => "BAYES_999",
+            };
+            tags.add_scored(
+                name,
+                format!(
+                    "spam probability {:.3}, Bayes {:.3}, from {} significant features",
+                    p, score.bayes, score.features_used
+                ),
+                points,
+            );
+        }
+        Some(score)
+    }
+
+    fn decide(
+        &self,
+        tags: Tags,
+        bayes: Option<BayesScore>,
+        input: &MessageInput<'_>,
+        ctx: &TenantContext,
+        warnings: Vec<String>,
+    ) -> Verdict {
+        let mut symbols = Vec::with_capacity(tags.len());
+        let mut score = 0.0f32;
+        let mut phish_score = 0.0f32;
+        let mut virus = false;
+        for tag in tags.iter() {
+            let Some(rule) = filter::rule(tag.name) else { continue };
+            let points = (tag.score.unwrap_or(rule.score) * 100.0).round() / 100.0;
+            score += points;
+            match rule.family {
+                Family::Phish => phish_score += rule.score.max(1.0),
+                Family::Virus => virus = true,
+                _ => {}
+            }
+            let explanation = if tag.detail.is_empty() {
+                format!("{}.", rule.description)
+            } else {
+                format!("{} ({}).", rule.description, tag.detail)
+            };
+            symbols.push(Symbol {
+                name: rule.name.to_owned(),
+                score: points,
+                explanation,
+            });
+        }
+        symbols.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.name.cmp(&b.name)));
+        let bulk = filter::bulk::is_bulk(&tags);
+        let phishy = phish_score >= 3.0
+            || bayes.is_some_and(|b| b.phish > 0.9 && b.spam > 0.5)
+            || tags.has("HTML_CREDENTIAL_FORM_ATTACHMENT")
+            || tags.has("SPOOFED_PROTECTED_DOMAIN");
+        let categorize = |threshold: f32| {
+            if virus {
+                Category::Virus
+            } else if score >= threshold {
+                if phishy { Category::Phishing } else { Category::Spam }
+            } else if bulk {
+                Category::Newsletter
+            } else {
+                Category::Clean
+            }
+        };
+        let category = categorize(self.config.reference_threshold);
+        let sender = input.envelope.mail_from.clone().or_else(|| None);
+        let recipients = input
+            .envelope
+            .recipients
+            .iter()
+            .map(|recipient| {
+                let policy = ctx.policy_for(recipient);
+                let category = categorize(policy.policy.thresholds.quarantine);
+                recipient_verdict(recipient, policy, category, score, sender.as_ref(), input)
+            })
+            .collect();
+        Verdict {
+            score,
+            category,
+            symbols,
+            auth: input.auth.cloned(),
+            bayes,
+            recipients,
+            warnings,
+        }
+    }
+}
+
+/// Points of the statistical classifier: a weighted sum of the logits of the logistic and
+/// Bayes probabilities plus an offset, fitted on out-of-fold predictions over the training
+/// corpus (like SpamAssassin's score generation), so that 5 points is the spam threshold.
+pub fn classifier_points(logistic: f64, bayes: f64) -> f32 {
+    fn logit(p: f64) -> f64 {
+        let p = p.clamp(1e-5, 1.0 - 1e-5);
+        (p / (1.0 - p)).ln()
+    }
+    (CLASSIFIER_WEIGHTS.0 * logit(logistic) + CLASSIFIER_WEIGHTS.1 * logit(bayes) + CLASSIFIER_WEIGHTS.2)
+        as f32
+}
+
+/// (logistic logit weight, Bayes logit weight, offset).
+const CLASSIFIER_WEIGHTS: (f64, f64, f64) = (0.95, 0.16, 2.25);
+
+fn recipient_verdict(
+    recipient: &EmailAddress,
+    effective: &EffectivePolicy,
+    category: Category,
+    score: f32,
+    sender: Option<&EmailAddress>,
+    input: &MessageInput<'_>,
+) -> RecipientVerdict {
+    let policy = &effective.policy;
+    let list_match = effective.check_lists(sender, input.envelope.client_ip);
+    let tagged = |prefix: &crate::policy::SubjectTag| Action::DeliverTagged {
+        subject_prefix: prefix.as_str().to_owned(),
+    };
+    let from_disposition = |disposition: Disposition, prefix| match disposition {
+        Disposition::Deliver => Action::Deliver,
+        Disposition::Tag => tagged(prefix),
+        Disposition::Quarantine => Action::Quarantine,
+        Disposition::Reject => Action::Reject,
+    };
+    let (action, reason) = match (&list_match, category) {
+        (_, Category::Virus) => (
+            from_disposition(policy.actions.virus, &policy.spam_tag),
+            "dangerous content is never let through by allow lists".to_owned(),
+        ),
+        (Some(ListMatch::Blocked { level, entry }), _) => (
+            Action::Reject,
+            format!("sender matches the {level:?} block list entry {entry}").to_lowercase(),
+        ),
+        (Some(ListMatch::Allowed { level, entry }), _) => (
+            Action::Deliver,
+            format!("sender matches the {level:?} allow list entry {entry}").to_lowercase(),
+        ),
+        (None, _) if policy.thresholds.reject.is_some_and(|r| score >= r) => (
+            Action::Reject,
+            format!("score {score:.1} reaches the reject threshold"),
+        ),
+        (None, Category::Spam | Category::Phishing) => (
+            from_disposition(policy.actions.for_category(category), &policy.spam_tag),
+            format!(
+                "{category} with score {score:.1} (threshold {:.1})",
+                policy.thresholds.quarantine
+            ),
+        ),
+        (None, _) if score >= policy.thresholds.tag => (
+            tagged(&policy.spam_tag),
+            format!("score {score:.1} reaches the tag threshold"),
+        ),
+        (None, Category::Newsletter) => (
+            from_disposition(policy.actions.newsletter, &policy.newsletter_tag),
+            "newsletter or bulk mail".to_owned(),
+        ),
+        (None, _) => (Action::Deliver, "clean".to_owned()),
+    };
+    RecipientVerdict {
+        recipient: recipient.clone(),
+        category,
+        action,
+        reason,
+        list_match,
+    }
+}
+
+/// Recipient identities to keep out of learned features: envelope recipients plus the
+/// addresses in To/Cc/Delivered-To/X-Original-To.
+fn masks(parsed: &mail_parser::Message<'_>, envelope: &Envelope) -> Masks {
+    let mut masks = Masks::default();
+    let mut add = |address: &str| {
+        let address = address.trim().trim_matches(['<', '>']).to_ascii_lowercase();
+        if let Some((local, domain)) = address.rsplit_once('@') {
+            if local.len() >= 3 && !masks.locals.iter().any(|l| l == local) {
+                masks.locals.push(local.to_owned());
+            }
+            if !domain.is_empty() && !masks.domains.iter().any(|d| d == domain) {
+                masks.domains.push(domain.to_owned());
+            }
+            if !masks.addresses.contains(&address) {
+                masks.addresses.push(address);
+            }
+        }
+    };
+    for recipient in &envelope.recipients {
+        add(&recipient.to_string());
+    }
+    for address in parsed.to().into_iter().chain(parsed.cc()) {
+        for addr in address.iter().take(20) {
+            if let Some(a) = addr.address() {
+                add(a);
+            }
+        }
+    }
+    for name in ["Delivered-To", "X-Original-To"] {
+        if let Some(value) = parsed.header_raw(name) {
+            add(value);
+        }
+    }
+    masks
+}

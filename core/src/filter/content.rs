@@ -1,0 +1,87 @@
+//! Body structure and URL rules: HTML-only mail, image-only mail, hidden text, forms,
+//! obfuscated words and URL tricks.
+
+use super::Tags;
+use crate::message::{Extracted, host_is_ip, url_has_userinfo, url_host};
+
+/// Well-known URL shorteners.
+pub const SHORTENERS: &[&str] = &[
+    "bit.ly", "tinyurl.com", "t.co", "goo.gl", "ow.ly", "is.gd", "buff.ly", "rebrand.ly",
+    "cutt.ly", "shorturl.at", "tiny.cc", "rb.gy",
+];
+
+/// Runs the content rules.
+pub fn analyze(message: &Extracted<'_>, tags: &mut Tags) {
+    if message.has_html_body && !message.has_text_body {
+        tags.add("HTML_ONLY", "");
+    }
+    let visible = message.text.chars().filter(|c| c.is_alphanumeric()).take(200).count();
+    if message.has_html_body && message.images > 0 && visible < 120 {
+        tags.add(
+            "HTML_IMAGE_ONLY",
+            format!("{} images, {visible} letters of text", message.images),
+        );
+    }
+    if message.hidden_text_tricks > 0 {
+        tags.add(
+            "HTML_HIDDEN_TEXT",
+            format!("{} hidden elements", message.hidden_text_tricks),
+        );
+    }
+    if !message.form_actions.is_empty() {
+        tags.add("HTML_FORM", message.form_actions[0].clone());
+    }
+    if message.password_inputs > 0 {
+        tags.add("HTML_PASSWORD_FIELD", "");
+    }
+    if let Some(example) = obfuscated_word(&message.text) {
+        tags.add("OBFUSCATED_WORDS", example);
+    }
+    let hrefs = message
+        .links
+        .iter()
+        .map(|l| l.href.as_str())
+        .chain(message.text_urls.iter().map(String::as_str));
+    for href in hrefs.take(200) {
+        let Some(host) = url_host(href) else { continue };
+        if host_is_ip(&host) {
+            tags.add("URL_IP_HOST", host.clone());
+        }
+        if url_has_userinfo(href) {
+            tags.add("URL_USERINFO", href.chars().take(120).collect::<String>());
+        }
+        if SHORTENERS.contains(&host.as_str()) {
+            tags.add("URL_SHORTENER", host);
+        }
+    }
+}
+
+/// Finds a word spelled with separators (`v.i.a.g.r.a`) or mixing Latin with Cyrillic or Greek.
+fn obfuscated_word(text: &str) -> Option<String> {
+    let text = crate::html::truncate(text, 32 * 1024);
+    for word in text.split_whitespace() {
+        let chars: Vec<char> = word.chars().take(64).collect();
+        if chars.len() >= 7 {
+            let separator = chars[1];
+            let spaced = matches!(separator, '.' | '*' | '_' | '-' | '|')
+                && chars.iter().enumerate().all(|(i, &c)| {
+                    if i % 2 == 1 {
+                        c == separator
+                    } else {
+                        c.is_alphabetic()
+                    }
+                });
+            if spaced {
+                return Some(word.to_owned());
+            }
+        }
+        let latin = chars.iter().any(|c| c.is_ascii_alphabetic());
+        let confusable = chars.iter().any(|&c| {
+            ('\u{0400}'..='\u{04FF}').contains(&c) || ('\u{0370}'..='\u{03FF}').contains(&c)
+        });
+        if latin && confusable && chars.len() >= 4 {
+            return Some(word.to_owned());
+        }
+    }
+    None
+}

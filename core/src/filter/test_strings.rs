@@ -1,0 +1,49 @@
+//! Operator test strings: GTUBE (spam) and EICAR (virus), as in SpamAssassin and rspamd.
+
+use super::Tags;
+use crate::message::Extracted;
+
+/// The Generic Test for Unsolicited Bulk Email.
+pub const GTUBE: &[u8] = b"XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X";
+/// The EICAR anti-virus test file (the standard 68-byte string).
+pub const EICAR: &[u8] =
+    b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
+
+/// Looks for the test strings in the raw message, its text and its decoded attachments.
+pub fn analyze(raw: &[u8], message: &Extracted<'_>, tags: &mut Tags) {
+    if contains(raw, GTUBE) || contains(message.text.as_bytes(), GTUBE) {
+        tags.add("GTUBE", "");
+    }
+    if contains(raw, EICAR) {
+        tags.add("EICAR", "in the message body");
+    }
+    for attachment in &message.attachments {
+        if contains(attachment.data, EICAR) {
+            let name = attachment.name.as_deref().unwrap_or("unnamed");
+            tags.add("EICAR", format!("in attachment {name:?}"));
+        }
+    }
+}
+
+/// Whether `needle` occurs in `haystack`.
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    if needle.is_empty() || haystack.len() < needle.len() {
+        return false;
+    }
+    let first = needle[0];
+    let last_start = haystack.len() - needle.len();
+    let mut i = 0;
+    while i <= last_start {
+        match haystack[i..=last_start].iter().position(|&b| b == first) {
+            Some(offset) => {
+                let at = i + offset;
+                if &haystack[at..at + needle.len()] == needle {
+                    return true;
+                }
+                i = at + 1;
+            }
+            None => return false,
+        }
+    }
+    false
+}

@@ -1,0 +1,337 @@
+//! One bounded pass over a parsed message, producing what every analyzer needs.
+
+use mail_parser::{Message, MessagePart, MimeHeaders, PartType};
+
+use crate::html::{self, Link};
+
+/// Text kept per message for analysis (the rest is ignored, not an error).
+pub const MAX_TEXT: usize = 96 * 1024;
+/// HTML bytes scanned per message.
+pub const MAX_HTML: usize = 256 * 1024;
+/// Parts looked at per message.
+pub const MAX_PARTS: usize = 256;
+
+/// An attachment (or inline binary part) with its decoded content.
+#[derive(Debug, Clone)]
+pub struct Attachment<'m> {
+    pub name: Option<String>,
+    /// `type/subtype`, lowercase.
+    pub content_type: String,
+    pub data: &'m [u8],
+}
+
+/// A mailbox from a header: display name and address.
+#[derive(Debug, Clone, Default)]
+pub struct Mailbox {
+    pub name: String,
+    /// Lowercased address, when present.
+    pub address: Option<String>,
+}
+
+impl Mailbox {
+    /// The lowercased domain of the address.
+    pub fn domain(&self) -> Option<&str> {
+        self.address.as_deref()?.rsplit_once('@').map(|(_, d)| d)
+    }
+}
+
+/// The analyzable view of a message.
+#[derive(Debug, Default)]
+pub struct Extracted<'m> {
+    pub subject: String,
+    pub from: Option<Mailbox>,
+    pub reply_to: Option<Mailbox>,
+    /// Plain text of the text bodies (or of the HTML bodies when there is no text body).
+    pub text: String,
+    pub has_text_body: bool,
+    pub has_html_body: bool,
+    pub html_bytes: usize,
+    pub links: Vec<Link>,
+    /// Bare URLs found in the plain text.
+    pub text_urls: Vec<String>,
+    pub form_actions: Vec<String>,
+    pub password_inputs: usize,
+    pub images: usize,
+    pub hidden_text_tricks: usize,
+    pub attachments: Vec<Attachment<'m>>,
+    /// Number of MIME parts (all levels).
+    pub part_count: usize,
+    /// Some parts were skipped because of [`MAX_PARTS`] or [`MAX_TEXT`].
+    pub truncated: bool,
+    /// A part had a transfer-encoding problem (bad base64 / quoted-printable).
+    pub encoding_problem: bool,
+    /// Sender-side header facts for the classifier (see [`CLASSIFIER_HEADERS`]).
+    pub header_tokens: Vec<String>,
+    /// Distinct HTML tag names.
+    pub html_tags: Vec<String>,
+}
+
+/// Headers whose presence (and for some, value) the classifier may learn: all are set by the
+/// sender's software or list server, none by the receiving side or a corpus collector.
+pub const CLASSIFIER_HEADERS: &[&str] = &[
+    "x-mailer", "user-agent", "x-msmail-priority", "x-priority", "importance", "x-mimeole",
+    "mime-version", "content-type", "content-transfer-encoding", "reply-to", "list-id",
+    "list-unsubscribe", "list-post", "list-help", "list-subscribe", "list-archive", "precedence",
+    "sender", "errors-to", "organization", "in-reply-to", "references", "thread-index",
+    "thread-topic", "x-originating-ip", "disposition-notification-to", "x-accept-language",
+    "x-mailman-version", "mail-followup-to", "x-face", "x-url", "content-language",
+    "content-disposition", "x-ms-has-attach", "x-ms-tnef-correlator", "x-sender", "comments",
+];
+
+fn header_tokens(message: &Message<'_>) -> Vec<String> {
+    let mut out = Vec::new();
+    for (name, value) in message.headers_raw().take(100) {
+        let name = name.to_ascii_lowercase();
+        if !CLASSIFIER_HEADERS.contains(&name.as_str()) {
+            continue;
+        }
+        out.push(format!("h:{name}"));
+        let value = value.trim().to_ascii_lowercase();
+        match name.as_str() {
+            "x-mailer" | "user-agent" => {
+                for word in value
+                    .split(|c: char| !c.is_ascii_alphabetic())
+                    .filter(|w| w.len() >= 2)
+                    .take(3)
+                {
+                    out.push(format!("xm:{word}"));
+                }
+            }
+            "x-priority" | "x-msmail-priority" | "importance" | "precedence" => {
+                out.push(format!("{name}:{}", value.chars().take(12).collect::<String>()));
+            }
+            "content-type" => {
+                let ctype = value.split(';').next().unwrap_or("").trim().to_owned();
+                out.push(format!("ct:{ctype}"));
+                if let Some(pos) = value.find("charset=") {
+                    let charset: String = value[pos + 8..]
+                        .trim_start_matches('"')
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+                        .collect();
+                    out.push(format!("cs:{charset}"));
+                }
+            }
+            "content-transfer-encoding" => out.push(format!("cte:{value}")),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Extracts the analyzable view of `message`, within the module's limits.
+pub fn extract<'m>(message: &'m Message<'_>) -> Extracted<'m> {
+    let mut out = Extracted {
+        subject: message.subject().unwrap_or("").to_owned(),
+        from: mailbox(message.from()),
+        reply_to: mailbox(message.reply_to()),
+        ..Default::default()
+    };
+    out.part_count = message.parts.len();
+    out.header_tokens = header_tokens(message);
+    if message.parts.len() > MAX_PARTS {
+        out.truncated = true;
+    }
+    let mut html_text = String::new();
+    for (index, part) in message.parts.iter().enumerate().take(MAX_PARTS) {
+        out.encoding_problem |= part.is_encoding_problem;
+        let index = index as u32;
+        let is_body_text = message.text_body.contains(&index);
+        let is_body_html = message.html_body.contains(&index);
+        match &part.body {
+            PartType::Text(text) if is_body_text || (is_body_html && !part.is_text_html()) => {
+                out.has_text_body = true;
+                append(&mut out.text, text, &mut out.truncated);
+            }
+            PartType::Html(html_body) if is_body_html || is_body_text => {
+                out.has_html_body = true;
+                out.html_bytes += html_body.len();
+                let scan = html::scan(html_body, MAX_HTML, MAX_TEXT);
+                append(&mut html_text, &scan.text, &mut out.truncated);
+                out.links.extend(scan.links);
+                out.form_actions.extend(scan.form_actions);
+                out.password_inputs += scan.password_inputs;
+                out.images += scan.images;
+                out.hidden_text_tricks += scan.hidden_text_tricks;
+                for tag in scan.tag_names {
+                    if !out.html_tags.contains(&tag) {
+                        out.html_tags.push(tag);
+                    }
+                }
+            }
+            PartType::Text(_) | PartType::Html(_) => {
+                if part.attachment_name().is_some() || is_attachment(part) {
+                    out.attachments.push(attachment(part, part.contents()));
+                }
+            }
+            PartType::Binary(data) | PartType::InlineBinary(data) => {
+                out.attachments.push(attachment(part, data));
+            }
+            PartType::Message(_) | PartType::Multipart(_) => {}
+        }
+    }
+    if !out.has_text_body || out.text.trim().is_empty() {
+        out.text = html_text;
+    }
+    out.text_urls = find_urls(&out.text, 100);
+    out
+}
+
+fn is_attachment(part: &MessagePart<'_>) -> bool {
+    part.content_disposition()
+        .is_some_and(|d| d.ctype().eq_ignore_ascii_case("attachment"))
+}
+
+fn attachment<'m>(part: &'m MessagePart<'_>, data: &'m [u8]) -> Attachment<'m> {
+    let content_type = part
+        .content_type()
+        .map(|ct| {
+            let mut s = ct.ctype().to_ascii_lowercase();
+            if let Some(sub) = ct.subtype() {
+                s.push('/');
+                s.push_str(&sub.to_ascii_lowercase());
+            }
+            s
+        })
+        .unwrap_or_default();
+    Attachment {
+        name: part.attachment_name().map(str::to_owned),
+        content_type,
+        data,
+    }
+}
+
+fn append(out: &mut String, text: &str, truncated: &mut bool) {
+    if out.len() >= MAX_TEXT {
+        *truncated = true;
+        return;
+    }
+    let room = MAX_TEXT - out.len();
+    if text.len() > room {
+        *truncated = true;
+    }
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    out.push_str(html::truncate(text, room));
+}
+
+fn mailbox(address: Option<&mail_parser::Address<'_>>) -> Option<Mailbox> {
+    let first = address?.first()?;
+    Some(Mailbox {
+        name: first.name().unwrap_or("").trim().to_owned(),
+        address: first
+            .address()
+            .map(|a| a.trim().trim_matches(['<', '>']).to_ascii_lowercase())
+            .filter(|a| a.contains('@')),
+    })
+}
+
+/// Finds `http(s)://` and `www.` URLs in plain text.
+pub fn find_urls(text: &str, max: usize) -> Vec<String> {
+    let mut urls = Vec::new();
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i + 4 < bytes.len() && urls.len() < max {
+        let rest = &bytes[i..];
+        let starts = rest.len() > 7
+            && (rest[..7].eq_ignore_ascii_case(b"http://")
+                || (rest.len() > 8 && rest[..8].eq_ignore_ascii_case(b"https://"))
+                || rest[..4].eq_ignore_ascii_case(b"www."));
+        if starts && (i == 0 || !bytes[i - 1].is_ascii_alphanumeric()) {
+            let end = rest
+                .iter()
+                .position(|&b| b.is_ascii_whitespace() || b"<>\"'()[]".contains(&b) || b >= 0x80)
+                .unwrap_or(rest.len());
+            urls.push(text[i..i + end].trim_end_matches(['.', ',', ';']).to_owned());
+            i += end.max(1);
+        } else {
+            i += 1;
+        }
+    }
+    urls
+}
+
+/// The lowercase host of a URL (`http://user@host:80/x` -> `host`), if any.
+pub fn url_host(url: &str) -> Option<String> {
+    let url = url.trim();
+    let rest = if let Some(pos) = url.find("://") {
+        let scheme = &url[..pos];
+        if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+            return None;
+        }
+        &url[pos + 3..]
+    } else if url.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("www.")) {
+        url
+    } else {
+        return None;
+    };
+    let authority = rest.split(['/', '?', '#', '\\']).next().unwrap_or("");
+    let host_port = authority.rsplit('@').next().unwrap_or("");
+    let host = if host_port.starts_with('[') {
+        host_port.split(']').next().unwrap_or("").trim_start_matches('[')
+    } else {
+        host_port.split(':').next().unwrap_or("")
+    };
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    if host.is_empty() { None } else { Some(host) }
+}
+
+/// Whether the URL has user info before the host (`http://paypal.com@evil.example/`).
+pub fn url_has_userinfo(url: &str) -> bool {
+    let Some(pos) = url.find("://") else {
+        return false;
+    };
+    let authority = url[pos + 3..].split(['/', '?', '#']).next().unwrap_or("");
+    authority.contains('@')
+}
+
+/// An approximation of the registrable domain: the last two labels, or three under common
+/// second-level public suffixes (`co.uk`, `com.au`, ...).
+pub fn registrable_domain(host: &str) -> &str {
+    let labels: Vec<&str> = host.rsplitn(4, '.').collect();
+    if labels.len() < 2 {
+        return host;
+    }
+    let tld = labels[0];
+    let second = labels[1];
+    let take = if tld.len() == 2
+        && labels.len() >= 3
+        && matches!(second, "co" | "com" | "net" | "org" | "gov" | "ac" | "edu" | "ne" | "or")
+    {
+        3
+    } else {
+        2
+    };
+    let keep: usize = labels[..take].iter().map(|l| l.len()).sum::<usize>() + take - 1;
+    &host[host.len() - keep.min(host.len())..]
+}
+
+/// Whether a host is a literal IPv4/IPv6 address (also decimal or hex encoded IPv4).
+pub fn host_is_ip(host: &str) -> bool {
+    host.parse::<std::net::IpAddr>().is_ok()
+        || (host.len() >= 8 && host.bytes().all(|b| b.is_ascii_digit()))
+        || (host.starts_with("0x") && host[2..].bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_helpers() {
+        assert_eq!(url_host("http://User@PayPal.com:80/x").as_deref(), Some("paypal.com"));
+        assert_eq!(url_host("www.example.org/path").as_deref(), Some("www.example.org"));
+        assert_eq!(url_host("mailto:a@b.c"), None);
+        assert!(url_has_userinfo("http://paypal.com@evil.example/"));
+        assert_eq!(registrable_domain("a.b.example.co.uk"), "example.co.uk");
+        assert_eq!(registrable_domain("signin.ebay.com"), "ebay.com");
+        assert_eq!(registrable_domain("localhost"), "localhost");
+        assert!(host_is_ip("192.168.0.1"));
+        assert!(host_is_ip("3232235521"));
+        assert_eq!(
+            find_urls("see http://a.example/x, and www.b.example.", 10),
+            vec!["http://a.example/x".to_owned(), "www.b.example".to_owned()]
+        );
+    }
+}
