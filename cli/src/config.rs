@@ -25,8 +25,25 @@ struct Raw {
     database_url: Option<String>,
     http_addr: SocketAddr,
     smtp_addr: SocketAddr,
+    #[serde(deserialize_with = "list_or_comma_separated")]
     regions: Vec<String>,
     jwt_secret: Option<String>,
+}
+
+/// Accepts `["ch", "li"]` (TOML) as well as `ch,li` (an environment variable).
+fn list_or_comma_separated<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        List(Vec<String>),
+        Text(String),
+    }
+    Ok(match Either::deserialize(d)? {
+        Either::List(list) => list,
+        Either::Text(text) => text.split(',').map(str::to_owned).collect(),
+    })
 }
 
 impl Default for Raw {

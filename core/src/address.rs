@@ -236,6 +236,10 @@ mod tests {
         let sub = DomainName::parse("mail.example.com").unwrap();
         let parent = DomainName::parse("example.com").unwrap();
         assert!(sub.is_within(&parent));
-        assert!(!DomainName::parse("badexample.com").unwrap().is_within(&parent));
+        assert!(
+            !DomainName::parse("badexample.com")
+                .unwrap()
+                .is_within(&parent)
+        );
     }
 }

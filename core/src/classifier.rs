@@ -131,7 +131,9 @@ impl Model {
         if &bytes[..8] != MAGIC {
             return Err(ModelError::BadMagic);
         }
-        let u32_at = |at: usize| u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+        let u32_at = |at: usize| {
+            u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+        };
         let u16_at = |at: usize| u16::from_le_bytes([bytes[at], bytes[at + 1]]);
         let messages = [u32_at(8), u32_at(12), u32_at(16)];
         let bias = f32::from_bits(u32_at(20));
@@ -150,7 +152,12 @@ impl Model {
                 weights.insert(hash, weight);
             }
         }
-        Ok(Self { messages, features, weights, bias })
+        Ok(Self {
+            messages,
+            features,
+            weights,
+            bias,
+        })
     }
 
     /// Writes the model file, pruning features seen fewer than `min_count` times.
@@ -205,9 +212,9 @@ impl Model {
     }
 
     fn counts(&self, feature: u32) -> Counts {
-        self.features
-            .get(&feature)
-            .map_or([0; 3], |c| [u32::from(c[0]), u32::from(c[1]), u32::from(c[2])])
+        self.features.get(&feature).map_or([0; 3], |c| {
+            [u32::from(c[0]), u32::from(c[1]), u32::from(c[2])]
+        })
     }
 
     /// Scores deduplicated features, with an optional tenant overlay on top of this model.
@@ -238,7 +245,11 @@ impl Model {
             if ham + bad == 0 {
                 continue;
             }
-            let f = robinson(f64::from(ham) / ham_total, f64::from(bad) / bad_total, ham + bad);
+            let f = robinson(
+                f64::from(ham) / ham_total,
+                f64::from(bad) / bad_total,
+                ham + bad,
+            );
             if (f - 0.5).abs() >= MIN_DEVIATION {
                 significant.push(f);
             }
@@ -289,7 +300,12 @@ impl Model {
     /// Trains the logistic layer on labelled feature sets (spam and phish are positive),
     /// with SGD, per-message input normalisation and ham weighted up to keep false positives
     /// rare. Call after [`Model::learn`] has counted the same messages.
-    pub fn train_weights(&mut self, examples: &[(Vec<u32>, Class)], epochs: usize, ham_weight: f64) {
+    pub fn train_weights(
+        &mut self,
+        examples: &[(Vec<u32>, Class)],
+        epochs: usize,
+        ham_weight: f64,
+    ) {
         let mut weights: FeatureMap<f64> = FeatureMap::default();
         let mut bias = 0.0f64;
         let mut order: Vec<usize> = (0..examples.len()).collect();
@@ -311,7 +327,11 @@ impl Model {
                     z += weights.get(f).copied().unwrap_or(0.0) * x;
                 }
                 let target = if *class == Class::Ham { 0.0 } else { 1.0 };
-                let importance = if *class == Class::Ham { ham_weight } else { 1.0 };
+                let importance = if *class == Class::Ham {
+                    ham_weight
+                } else {
+                    1.0
+                };
                 let gradient = (target - sigmoid(z)) * importance * rate;
                 bias += gradient * 0.1;
                 for f in features {
@@ -408,7 +428,11 @@ impl TenantModel {
         let x = input_scale(features.len());
         for _ in 0..50 {
             let p = sigmoid(base.logit(features, Some(self)));
-            let wrong = if class == Class::Ham { p > 0.05 } else { p < 0.95 };
+            let wrong = if class == Class::Ham {
+                p > 0.05
+            } else {
+                p < 0.95
+            };
             if !wrong {
                 break;
             }
@@ -533,7 +557,14 @@ pub fn features(message: &Extracted<'_>, masks: &Masks) -> Vec<u32> {
     }
     if let Some(domain) = message.reply_to.as_ref().and_then(|r| r.domain()) {
         let same = message.from.as_ref().and_then(|f| f.domain()) == Some(domain);
-        out.push(prefixed("rt:", if same { "same" } else { registrable_domain(domain) }));
+        out.push(prefixed(
+            "rt:",
+            if same {
+                "same"
+            } else {
+                registrable_domain(domain)
+            },
+        ));
     }
     for token in &message.header_tokens {
         out.push(prefixed("hdr:", token));
@@ -600,7 +631,14 @@ pub fn features(message: &Extracted<'_>, masks: &Masks) -> Vec<u32> {
 fn words(text: &str, masks: &Masks, mut emit: impl FnMut(&str)) {
     let mut buffer = String::new();
     for raw in text.split(|c: char| {
-        !(c.is_alphanumeric() || c == '$' || c == '!' || c == '\'' || c == '-' || c == '@' || c == '.' || c == '_')
+        !(c.is_alphanumeric()
+            || c == '$'
+            || c == '!'
+            || c == '\''
+            || c == '-'
+            || c == '@'
+            || c == '.'
+            || c == '_')
     }) {
         let token = raw.trim_matches(|c: char| c == '.' || c == '-' || c == '\'' || c == '_');
         if token.is_empty() {
@@ -692,6 +730,9 @@ mod tests {
         let mut overlay = TenantModel::new();
         overlay.learn(&trained, &[4, 5, 9], Class::Ham);
         assert!(trained.score(&[4, 5, 9], Some(&overlay)).spam < 0.1);
-        assert!(matches!(Model::from_bytes(b"garbage"), Err(ModelError::Truncated)));
+        assert!(matches!(
+            Model::from_bytes(b"garbage"),
+            Err(ModelError::Truncated)
+        ));
     }
 }

@@ -20,8 +20,8 @@ use mail_auth::dmarc::verify::DmarcParameters;
 use mail_auth::spf::Spf;
 use mail_auth::spf::verify::SpfParameters;
 use mail_auth::{
-    AuthenticatedMessage, DkimResult, DmarcResult, MX, MessageAuthenticator, Parameters,
-    RecordSet, ResolverCache, SpfResult, Txt,
+    AuthenticatedMessage, DkimResult, DmarcResult, MX, MessageAuthenticator, Parameters, RecordSet,
+    ResolverCache, SpfResult, Txt,
 };
 use serde::{Deserialize, Serialize};
 
@@ -132,9 +132,15 @@ pub fn analyze(auth: &AuthResults, tags: &mut Tags) {
         _ => {}
     }
     if let Some(valid) = auth.dkim.iter().find(|d| d.outcome == AuthOutcome::Pass) {
-        tags.add("DKIM_VALID", format!("d={} s={}", valid.domain, valid.selector));
+        tags.add(
+            "DKIM_VALID",
+            format!("d={} s={}", valid.domain, valid.selector),
+        );
     } else if let Some(invalid) = auth.dkim.iter().find(|d| d.outcome == AuthOutcome::Fail) {
-        tags.add("DKIM_INVALID", format!("d={} s={}", invalid.domain, invalid.selector));
+        tags.add(
+            "DKIM_INVALID",
+            format!("d={} s={}", invalid.domain, invalid.selector),
+        );
     }
     let domain = auth.dmarc.domain.clone();
     match (auth.dmarc.outcome, auth.dmarc.policy) {
@@ -279,7 +285,11 @@ pub struct Authenticator {
 impl Authenticator {
     /// An authenticator using `resolver` (for example
     /// `MessageAuthenticator::new_system_conf()`) behind `cache`.
-    pub fn new(resolver: MessageAuthenticator, cache: DnsCache, hostname: impl Into<String>) -> Self {
+    pub fn new(
+        resolver: MessageAuthenticator,
+        cache: DnsCache,
+        hostname: impl Into<String>,
+    ) -> Self {
         Self {
             inner: resolver,
             cache,
@@ -320,7 +330,11 @@ impl Authenticator {
             results.spf = AuthOutcome::PermError;
             return results;
         };
-        let helo = if envelope.helo.is_empty() { "unknown" } else { envelope.helo.as_str() };
+        let helo = if envelope.helo.is_empty() {
+            "unknown"
+        } else {
+            envelope.helo.as_str()
+        };
         let mail_from = envelope
             .mail_from
             .as_ref()
