@@ -425,6 +425,18 @@ impl MutationRoot {
             .map(|()| id)
     }
 
+    /// Turns a user into an alias of another user of the same tenant.
+    async fn convert_user_to_alias(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+        input: crate::service::users::ConvertToAlias,
+    ) -> async_graphql::Result<Alias> {
+        service::users::convert_to_alias(state(ctx), who(ctx)?, &id, input)
+            .await
+            .gql()
+    }
+
     async fn create_alias(
         &self,
         ctx: &Context<'_>,

@@ -11,7 +11,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::rest::addresses::{aliases, import, users};
+use crate::rest::addresses::{aliases, convert, import, users};
 use crate::rest::hierarchy::{domains, resellers, tenants};
 use crate::rest::{Json, access};
 use crate::{ApiError, AppState};
@@ -70,6 +70,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(domains::get, domains::update, domains::delete))
         .routes(routes!(users::list, users::create))
         .routes(routes!(users::get, users::update, users::delete))
+        .routes(routes!(convert::convert_to_alias))
         .routes(routes!(aliases::list, aliases::create))
         .routes(routes!(aliases::get, aliases::update, aliases::delete))
         .routes(routes!(import::import_addresses))

@@ -9,6 +9,39 @@ pub mod users {
     );
 }
 
+/// Turning a user into an alias (after an import, for addresses that were aliases).
+pub mod convert {
+    use axum::extract::{Path, State};
+
+    use crate::rest::Json;
+    use crate::service::aliases::Alias;
+    use crate::service::users::{self, ConvertToAlias};
+    use crate::{ApiError, AppState, Principal};
+
+    /// Turns a user into an alias of another user of the same tenant; the user's own
+    /// aliases move to the target.
+    #[utoipa::path(post, path = "/api/v1/users/{id}/convert-to-alias", tag = "users",
+        params(("id" = String, Path, description = "The user to turn into an alias")),
+        request_body = ConvertToAlias,
+        responses(
+            (status = 200, description = "The alias that replaced the user", body = Alias),
+            (status = 403, description = "Your role may not do this", body = crate::Problem),
+            (status = 404, description = "Missing or outside your scope", body = crate::Problem),
+            (status = 422, description = "Invalid target", body = crate::Problem),
+        ),
+        security(("bearer" = [])))]
+    pub async fn convert_to_alias(
+        State(state): State<AppState>,
+        who: Principal,
+        Path(id): Path<String>,
+        Json(input): Json<ConvertToAlias>,
+    ) -> Result<Json<Alias>, ApiError> {
+        Ok(Json(
+            users::convert_to_alias(&state, &who, &id, input).await?,
+        ))
+    }
+}
+
 pub mod aliases {
     use crate::service::aliases::*;
     crate::rest::crud_handlers!(

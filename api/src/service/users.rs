@@ -267,6 +267,39 @@ pub async fn update(
         .into())
 }
 
+/// Input to turn a user into an alias of another user.
+#[derive(Debug, Clone, Deserialize, ToSchema, async_graphql::InputObject)]
+pub struct ConvertToAlias {
+    /// The user whose mailbox will receive the address from now on.
+    pub target_user_id: String,
+}
+
+/// Turns a user (typically an imported, unverified one) into an alias of another user.
+pub async fn convert_to_alias(
+    state: &AppState,
+    who: &Principal,
+    id: &str,
+    input: ConvertToAlias,
+) -> Result<super::aliases::Alias, ApiError> {
+    let id = UserId(id.to_owned());
+    store::get(&state.db, &who.scope, &id).await?;
+    who.require(Role::TenantAdmin)?;
+    let target = UserId(input.target_user_id);
+    if target == id {
+        return Err(ApiError::invalid("target_user_id", "must be another user"));
+    }
+    match store::convert_to_alias(&state.db, &who.scope, &id, &target).await {
+        Ok(alias) => Ok(alias.into()),
+        Err(cleanmail_schema::StoreError::NotFound) => {
+            Err(ApiError::invalid("target_user_id", "no such user"))
+        }
+        Err(cleanmail_schema::StoreError::Constraint(message)) => {
+            Err(ApiError::invalid("target_user_id", message))
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
 pub async fn delete(state: &AppState, who: &Principal, id: &str) -> Result<(), ApiError> {
     let id = UserId(id.to_owned());
     store::get(&state.db, &who.scope, &id).await?;

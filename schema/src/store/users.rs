@@ -174,6 +174,51 @@ pub async fn delete(db: &Db, scope: &Scope, id: &UserId) -> Result<(), StoreErro
     })
 }
 
+/// Turns a user into an alias of another user of the same tenant, in one transaction: the
+/// user's own aliases move to the target, and its address stays claimed, now as an alias.
+pub async fn convert_to_alias(
+    db: &Db,
+    scope: &Scope,
+    id: &UserId,
+    target_id: &UserId,
+) -> Result<Alias, StoreError> {
+    let user = get(db, scope, id).await?;
+    let target = get(db, scope, target_id).await?;
+    if user.tenant_id != target.tenant_id || user.id == target.id {
+        return Err(StoreError::Constraint(
+            "the target must be another user of the same tenant".into(),
+        ));
+    }
+    let now = crate::now();
+    let alias = Alias {
+        id: AliasId::new(),
+        tenant_id: user.tenant_id.clone(),
+        domain_id: user.domain_id.clone(),
+        user_id: target.id.clone(),
+        address: user.address.clone(),
+        status: "active".into(),
+        created_at: now,
+        updated_at: now,
+    };
+    with_conn!(db, conn => {
+        conn.transaction(async |conn| {
+            diesel::update(aliases::table.filter(aliases::user_id.eq(user.id.clone())))
+                .set((aliases::user_id.eq(target.id.clone()), aliases::updated_at.eq(now)))
+                .execute(conn)
+                .await?;
+            diesel::delete(users::table.find(user.id.clone())).execute(conn).await?;
+            diesel::update(address_claims::table.find(user.address.clone()))
+                .set(address_claims::kind.eq("alias"))
+                .execute(conn)
+                .await?;
+            diesel::insert_into(aliases::table).values(&alias).execute(conn).await?;
+            Ok::<_, StoreError>(())
+        })
+        .await
+    })?;
+    Ok(alias)
+}
+
 /// A batch of writes applied all-or-nothing (single creates and bulk imports).
 #[derive(Debug, Clone, Default)]
 pub struct Changeset {
