@@ -74,7 +74,7 @@ fn main() {
     match args[1].as_str() {
         "train" => {
             let model = train(&all);
-            let bytes = model.to_bytes(2);
+            let bytes = model.to_bytes(std::env::var("MIN_COUNT").map_or(3, |m| m.parse().unwrap()));
             std::fs::write(&args[3], &bytes).expect("write");
             eprintln!("{} features, {} bytes", model.len(), bytes.len());
         }

@@ -82,7 +82,13 @@ pub fn analyze(
             candidates.push((host, "link"));
         }
     }
+    let mut seen: Vec<&str> = Vec::with_capacity(candidates.len());
     for (domain, role) in &candidates {
+        let registrable = registrable_domain(domain);
+        if seen.contains(&registrable) {
+            continue;
+        }
+        seen.push(registrable);
         if let Some((imitated, homograph)) = lookalike(domain, &protected) {
             let rule = if homograph { "IDN_HOMOGRAPH" } else { "LOOKALIKE_DOMAIN" };
             let shown = if homograph {
@@ -191,7 +197,7 @@ pub fn lookalike(domain: &str, protected: &[&str]) -> Option<(String, bool)> {
             return Some((target.to_owned(), is_idn));
         }
         // paypal.com.evil.example
-        if domain.starts_with(&format!("{target}.")) {
+        if domain.strip_prefix(target).is_some_and(|rest| rest.starts_with('.')) {
             return Some((target.to_owned(), false));
         }
         // paypal-secure.com, secure-ebay.net
