@@ -19,7 +19,11 @@ pub type Labelled = (Class, String, Vec<u8>);
 /// Reads `DIR/{ham,spam,phish}/*`, sorted by name.
 pub fn load_corpus(dir: &Path) -> anyhow::Result<Vec<Labelled>> {
     let mut out = Vec::new();
-    for (sub, class) in [("ham", Class::Ham), ("spam", Class::Spam), ("phish", Class::Phish)] {
+    for (sub, class) in [
+        ("ham", Class::Ham),
+        ("spam", Class::Spam),
+        ("phish", Class::Phish),
+    ] {
         let folder = dir.join(sub);
         if !folder.is_dir() {
             continue;
@@ -31,8 +35,12 @@ pub fn load_corpus(dir: &Path) -> anyhow::Result<Vec<Labelled>> {
             .collect();
         paths.sort();
         for path in paths {
-            let raw = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let raw =
+                std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             out.push((class, name, raw));
         }
     }
@@ -52,7 +60,12 @@ pub fn run(dir: &Path, json: bool) -> anyhow::Result<()> {
     let start = Instant::now();
     for (class, _, raw) in &messages {
         let envelope = Envelope::from_headers(raw);
-        let input = MessageInput { raw, envelope: &envelope, auth: None, received_at: None };
+        let input = MessageInput {
+            raw,
+            envelope: &envelope,
+            auth: None,
+            received_at: None,
+        };
         let verdict = engine.analyze(&input, &ctx);
         confusion.add(*class, verdict.category);
     }

@@ -14,8 +14,15 @@ const MIN_COUNT: u32 = 3;
 pub fn run(dir: &Path, out: &Path) -> anyhow::Result<()> {
     let messages = crate::eval::load_corpus(dir)?;
     anyhow::ensure!(!messages.is_empty(), "no messages under {}", dir.display());
-    let engine = Engine::new(std::sync::Arc::new(Model::default()), EngineConfig::default());
-    let model = engine.train_model(messages.iter().map(|(class, _, raw)| (raw.as_slice(), *class)));
+    let engine = Engine::new(
+        std::sync::Arc::new(Model::default()),
+        EngineConfig::default(),
+    );
+    let model = engine.train_model(
+        messages
+            .iter()
+            .map(|(class, _, raw)| (raw.as_slice(), *class)),
+    );
     let bytes = model.to_bytes(MIN_COUNT);
     std::fs::write(out, &bytes).with_context(|| format!("writing {}", out.display()))?;
     let [ham, spam, phish] = model.message_counts();

@@ -38,7 +38,12 @@ fn pipeline(c: &mut Criterion) {
     group.bench_function(format!("analyze {} messages", messages.len()), |b| {
         b.iter(|| {
             for (raw, envelope) in messages.iter().zip(&envelopes) {
-                let input = MessageInput { raw, envelope, auth: None, received_at: None };
+                let input = MessageInput {
+                    raw,
+                    envelope,
+                    auth: None,
+                    received_at: None,
+                };
                 black_box(engine.analyze(black_box(&input), &ctx));
             }
         })

@@ -16,13 +16,23 @@ use cleanmail_core::{Engine, EngineConfig, Envelope, MessageInput, Model, Tenant
 
 fn load(dir: &Path) -> Vec<(Class, String, Vec<u8>)> {
     let mut out = Vec::new();
-    for (sub, class) in [("ham", Class::Ham), ("spam", Class::Spam), ("phish", Class::Phish)] {
-        let Ok(entries) = std::fs::read_dir(dir.join(sub)) else { continue };
+    for (sub, class) in [
+        ("ham", Class::Ham),
+        ("spam", Class::Spam),
+        ("phish", Class::Phish),
+    ] {
+        let Ok(entries) = std::fs::read_dir(dir.join(sub)) else {
+            continue;
+        };
         let mut paths: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
         paths.sort();
         for path in paths {
             let raw = std::fs::read(&path).expect("read");
-            out.push((class, path.file_name().unwrap().to_string_lossy().into_owned(), raw));
+            out.push((
+                class,
+                path.file_name().unwrap().to_string_lossy().into_owned(),
+                raw,
+            ));
         }
     }
     out
@@ -49,17 +59,36 @@ fn evaluate(engine: &Engine, messages: &[&(Class, String, Vec<u8>)], verbose: bo
     let mut confusion = Confusion::default();
     for (class, name, raw) in messages {
         let envelope = Envelope::from_headers(raw);
-        let input = MessageInput { raw, envelope: &envelope, auth: None, received_at: None };
+        let input = MessageInput {
+            raw,
+            envelope: &envelope,
+            auth: None,
+            received_at: None,
+        };
         let verdict = engine.analyze(&input, &ctx);
         let caught = verdict.category.is_threat();
         if std::env::var("DUMP").is_ok() {
             let symbols: Vec<&str> = verdict.symbols.iter().map(|s| s.name.as_str()).collect();
-            println!("P {:?} {:.4} {:.4} {name} {}", class, verdict.bayes.map_or(-1.0, |b| b.spam), verdict.bayes.map_or(-1.0, |b| b.bayes), symbols.join(","));
+            println!(
+                "P {:?} {:.4} {:.4} {name} {}",
+                class,
+                verdict.bayes.map_or(-1.0, |b| b.spam),
+                verdict.bayes.map_or(-1.0, |b| b.bayes),
+                symbols.join(",")
+            );
         }
         if verbose && (caught != (*class != Class::Ham)) {
-            let symbols: Vec<String> =
-                verdict.symbols.iter().map(|s| format!("{}({})", s.name, s.score)).collect();
-            eprintln!("MISS {name} {:?} {:.1} {}", verdict.category, verdict.score, symbols.join(" "));
+            let symbols: Vec<String> = verdict
+                .symbols
+                .iter()
+                .map(|s| format!("{}({})", s.name, s.score))
+                .collect();
+            eprintln!(
+                "MISS {name} {:?} {:.1} {}",
+                verdict.category,
+                verdict.score,
+                symbols.join(" ")
+            );
         }
         confusion.add(*class, verdict.category);
     }
@@ -74,7 +103,8 @@ fn main() {
     match args[1].as_str() {
         "train" => {
             let model = train(&all);
-            let bytes = model.to_bytes(std::env::var("MIN_COUNT").map_or(3, |m| m.parse().unwrap()));
+            let bytes =
+                model.to_bytes(std::env::var("MIN_COUNT").map_or(3, |m| m.parse().unwrap()));
             std::fs::write(&args[3], &bytes).expect("write");
             eprintln!("{} features, {} bytes", model.len(), bytes.len());
         }
@@ -86,7 +116,10 @@ fn main() {
             let engine = Engine::new(model, EngineConfig::default());
             let start = Instant::now();
             let confusion = evaluate(&engine, &all, std::env::var("VERBOSE").is_ok());
-            println!("{}", confusion.metrics(start.elapsed().as_secs_f64()).table());
+            println!(
+                "{}",
+                confusion.metrics(start.elapsed().as_secs_f64()).table()
+            );
         }
         "cv" => {
             let folds: usize = args.get(3).map_or(5, |f| f.parse().unwrap());
@@ -102,7 +135,12 @@ fn main() {
                 let confusion = evaluate(&engine, &test, std::env::var("VERBOSE").is_ok());
                 for (class, counts) in confusion.counts {
                     for (category, n) in counts {
-                        *total.counts.entry(class).or_default().entry(category).or_default() += n;
+                        *total
+                            .counts
+                            .entry(class)
+                            .or_default()
+                            .entry(category)
+                            .or_default() += n;
                     }
                 }
             }

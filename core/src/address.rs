@@ -34,17 +34,26 @@ impl DomainName {
         }
         let labels: Vec<&str> = ascii.split('.').collect();
         if labels.len() < 2 {
-            return Err(AddressError::Domain("needs at least two labels, e.g. example.com"));
+            return Err(AddressError::Domain(
+                "needs at least two labels, e.g. example.com",
+            ));
         }
         for label in &labels {
             if label.is_empty() || label.len() > 63 {
-                return Err(AddressError::Domain("each label must be 1 to 63 characters"));
+                return Err(AddressError::Domain(
+                    "each label must be 1 to 63 characters",
+                ));
             }
             if label.starts_with('-') || label.ends_with('-') {
                 return Err(AddressError::Domain("a label cannot start or end with '-'"));
             }
-            if !label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-                return Err(AddressError::Domain("only letters, digits and '-' are allowed"));
+            if !label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            {
+                return Err(AddressError::Domain(
+                    "only letters, digits and '-' are allowed",
+                ));
             }
         }
         Ok(Self(ascii))
@@ -77,7 +86,11 @@ pub struct EmailAddress {
 impl EmailAddress {
     /// Parses and normalises an address; angle brackets around it are accepted.
     pub fn parse(input: &str) -> Result<Self, AddressError> {
-        let trimmed = input.trim().trim_start_matches('<').trim_end_matches('>').trim();
+        let trimmed = input
+            .trim()
+            .trim_start_matches('<')
+            .trim_end_matches('>')
+            .trim();
         if trimmed.is_empty() {
             return Err(AddressError::Empty);
         }
@@ -89,7 +102,9 @@ impl EmailAddress {
             return Err(AddressError::LocalPart("longer than 64 characters"));
         }
         if local.contains('@') || local.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(AddressError::LocalPart("contains '@', spaces or control characters"));
+            return Err(AddressError::LocalPart(
+                "contains '@', spaces or control characters",
+            ));
         }
         if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
             return Err(AddressError::LocalPart("dots cannot lead, trail or repeat"));
@@ -97,7 +112,10 @@ impl EmailAddress {
         let domain = DomainName::parse(domain)?;
         let local = local.to_lowercase();
         let full = format!("{local}@{domain}");
-        Ok(Self { at: local.len(), full })
+        Ok(Self {
+            at: local.len(),
+            full,
+        })
     }
 
     /// The normal form `local@domain`.
@@ -194,9 +212,18 @@ mod tests {
     fn bad_input_is_refused_with_a_reason() {
         assert_eq!(EmailAddress::parse(""), Err(AddressError::Empty));
         assert_eq!(EmailAddress::parse("nobody"), Err(AddressError::MissingAt));
-        assert!(matches!(EmailAddress::parse("a..b@x.ch"), Err(AddressError::LocalPart(_))));
-        assert!(matches!(EmailAddress::parse("a@localhost"), Err(AddressError::Domain(_))));
-        assert!(matches!(DomainName::parse("-bad-.ch"), Err(AddressError::Domain(_))));
+        assert!(matches!(
+            EmailAddress::parse("a..b@x.ch"),
+            Err(AddressError::LocalPart(_))
+        ));
+        assert!(matches!(
+            EmailAddress::parse("a@localhost"),
+            Err(AddressError::Domain(_))
+        ));
+        assert!(matches!(
+            DomainName::parse("-bad-.ch"),
+            Err(AddressError::Domain(_))
+        ));
     }
 
     #[test]
@@ -209,6 +236,10 @@ mod tests {
         let sub = DomainName::parse("mail.example.com").unwrap();
         let parent = DomainName::parse("example.com").unwrap();
         assert!(sub.is_within(&parent));
-        assert!(!DomainName::parse("badexample.com").unwrap().is_within(&parent));
+        assert!(
+            !DomainName::parse("badexample.com")
+                .unwrap()
+                .is_within(&parent)
+        );
     }
 }

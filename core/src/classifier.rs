@@ -139,7 +139,9 @@ impl Model {
         if &bytes[..8] != MAGIC {
             return Err(ModelError::BadMagic);
         }
-        let u32_at = |at: usize| u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+        let u32_at = |at: usize| {
+            u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+        };
         let u16_at = |at: usize| u16::from_le_bytes([bytes[at], bytes[at + 1]]);
         let messages = [u32_at(8), u32_at(12), u32_at(16)];
         let bias = f32::from_bits(u32_at(20));
@@ -251,7 +253,11 @@ impl Model {
             if ham + bad == 0 {
                 continue;
             }
-            let f = robinson(f64::from(ham) / ham_total, f64::from(bad) / bad_total, ham + bad);
+            let f = robinson(
+                f64::from(ham) / ham_total,
+                f64::from(bad) / bad_total,
+                ham + bad,
+            );
             if (f - 0.5).abs() >= MIN_DEVIATION {
                 significant.push(f);
             }
@@ -268,7 +274,11 @@ impl Model {
         }
         let features_used = significant.len().min(MAX_SIGNIFICANT);
         let bayes = combine(&mut significant);
-        let spam = if self.bias == 0.0 && z == 0.0 { bayes } else { sigmoid(z) };
+        let spam = if self.bias == 0.0 && z == 0.0 {
+            bayes
+        } else {
+            sigmoid(z)
+        };
         BayesScore {
             spam,
             bayes,
@@ -298,7 +308,12 @@ impl Model {
     /// Trains the logistic layer on labelled feature sets (spam and phish are positive),
     /// with SGD, per-message input normalisation and ham weighted up to keep false positives
     /// rare. Call after [`Model::learn`] has counted the same messages.
-    pub fn train_weights(&mut self, examples: &[(Vec<u32>, Class)], epochs: usize, ham_weight: f64) {
+    pub fn train_weights(
+        &mut self,
+        examples: &[(Vec<u32>, Class)],
+        epochs: usize,
+        ham_weight: f64,
+    ) {
         let mut weights: FeatureMap<f64> = FeatureMap::default();
         let mut bias = 0.0f64;
         let mut order: Vec<usize> = (0..examples.len()).collect();
@@ -320,7 +335,11 @@ impl Model {
                     z += weights.get(f).copied().unwrap_or(0.0) * x;
                 }
                 let target = if *class == Class::Ham { 0.0 } else { 1.0 };
-                let importance = if *class == Class::Ham { ham_weight } else { 1.0 };
+                let importance = if *class == Class::Ham {
+                    ham_weight
+                } else {
+                    1.0
+                };
                 let gradient = (target - sigmoid(z)) * importance * rate;
                 bias += gradient * 0.1;
                 for f in features {
@@ -417,7 +436,11 @@ impl TenantModel {
         let x = input_scale(features.len());
         for _ in 0..50 {
             let p = sigmoid(base.logit(features, Some(self)));
-            let wrong = if class == Class::Ham { p > 0.05 } else { p < 0.95 };
+            let wrong = if class == Class::Ham {
+                p > 0.05
+            } else {
+                p < 0.95
+            };
             if !wrong {
                 break;
             }
@@ -461,7 +484,13 @@ impl TenantModel {
             .iter()
             .map(|(&k, c)| {
                 let counts = c.map(|x| x.min(u32::from(u16::MAX)) as u16);
-                (k, Entry { counts, weight: 0.0 })
+                (
+                    k,
+                    Entry {
+                        counts,
+                        weight: 0.0,
+                    },
+                )
             })
             .collect();
         for (k, w) in &self.weights {
@@ -550,7 +579,14 @@ pub fn features(message: &Extracted<'_>, masks: &Masks) -> Vec<u32> {
     }
     if let Some(domain) = message.reply_to.as_ref().and_then(|r| r.domain()) {
         let same = message.from.as_ref().and_then(|f| f.domain()) == Some(domain);
-        out.push(prefixed("rt:", if same { "same" } else { registrable_domain(domain) }));
+        out.push(prefixed(
+            "rt:",
+            if same {
+                "same"
+            } else {
+                registrable_domain(domain)
+            },
+        ));
     }
     for token in &message.header_tokens {
         out.push(prefixed("hdr:", token));
@@ -617,7 +653,14 @@ pub fn features(message: &Extracted<'_>, masks: &Masks) -> Vec<u32> {
 fn words(text: &str, masks: &Masks, mut emit: impl FnMut(&str)) {
     let mut buffer = String::new();
     for raw in text.split(|c: char| {
-        !(c.is_alphanumeric() || c == '$' || c == '!' || c == '\'' || c == '-' || c == '@' || c == '.' || c == '_')
+        !(c.is_alphanumeric()
+            || c == '$'
+            || c == '!'
+            || c == '\''
+            || c == '-'
+            || c == '@'
+            || c == '.'
+            || c == '_')
     }) {
         let token = raw.trim_matches(|c: char| c == '.' || c == '-' || c == '\'' || c == '_');
         if token.is_empty() {
@@ -709,6 +752,9 @@ mod tests {
         let mut overlay = TenantModel::new();
         overlay.learn(&trained, &[4, 5, 9], Class::Ham);
         assert!(trained.score(&[4, 5, 9], Some(&overlay)).spam < 0.1);
-        assert!(matches!(Model::from_bytes(b"garbage"), Err(ModelError::Truncated)));
+        assert!(matches!(
+            Model::from_bytes(b"garbage"),
+            Err(ModelError::Truncated)
+        ));
     }
 }

@@ -43,7 +43,9 @@ impl Envelope {
         let head = String::from_utf8_lossy(&raw[..head_end]);
         let mut recipient = None;
         for line in head.lines() {
-            let Some((name, value)) = line.split_once(':') else { continue };
+            let Some((name, value)) = line.split_once(':') else {
+                continue;
+            };
             let name = name.trim().to_ascii_lowercase();
             let address = || {
                 let value = value.trim();
@@ -141,7 +143,9 @@ pub struct Symbol {
 pub enum Action {
     Deliver,
     /// Deliver with this prefix added to the subject.
-    DeliverTagged { subject_prefix: String },
+    DeliverTagged {
+        subject_prefix: String,
+    },
     Quarantine,
     Reject,
 }
@@ -410,7 +414,9 @@ impl Engine {
         let mut phish_score = 0.0f32;
         let mut virus = false;
         for tag in tags.iter() {
-            let Some(rule) = filter::rule(tag.name) else { continue };
+            let Some(rule) = filter::rule(tag.name) else {
+                continue;
+            };
             let points = (tag.score.unwrap_or(rule.score) * 100.0).round() / 100.0;
             score += points;
             match rule.family {
@@ -439,7 +445,11 @@ impl Engine {
             if virus {
                 Category::Virus
             } else if score >= threshold {
-                if phishy { Category::Phishing } else { Category::Spam }
+                if phishy {
+                    Category::Phishing
+                } else {
+                    Category::Spam
+                }
             } else if bulk {
                 Category::Newsletter
             } else {
@@ -447,7 +457,7 @@ impl Engine {
             }
         };
         let category = categorize(self.config.reference_threshold);
-        let sender = input.envelope.mail_from.clone().or_else(|| None);
+        let sender = input.envelope.mail_from.clone();
         let recipients = input
             .envelope
             .recipients
@@ -478,8 +488,9 @@ pub fn classifier_points(logistic: f64, bayes: f64) -> f32 {
         let p = p.clamp(1e-5, 1.0 - 1e-5);
         (p / (1.0 - p)).ln()
     }
-    (CLASSIFIER_WEIGHTS.0 * logit(logistic) + CLASSIFIER_WEIGHTS.1 * logit(bayes) + CLASSIFIER_WEIGHTS.2)
-        as f32
+    (CLASSIFIER_WEIGHTS.0 * logit(logistic)
+        + CLASSIFIER_WEIGHTS.1 * logit(bayes)
+        + CLASSIFIER_WEIGHTS.2) as f32
 }
 
 /// (logistic logit weight, Bayes logit weight, offset).

@@ -179,22 +179,23 @@ pub fn attribute<'a>(attrs: &'a str, name: &str) -> Option<&'a str> {
             while i < bytes.len() && bytes[i].is_ascii_whitespace() {
                 i += 1;
             }
-            let (value_start, value_end) = if i < bytes.len() && (bytes[i] == b'"' || bytes[i] == b'\'') {
-                let quote = bytes[i];
-                let value_start = i + 1;
-                let value_end = bytes[value_start..]
-                    .iter()
-                    .position(|&b| b == quote)
-                    .map_or(bytes.len(), |p| p + value_start);
-                i = (value_end + 1).min(bytes.len());
-                (value_start, value_end)
-            } else {
-                let value_start = i;
-                while i < bytes.len() && !bytes[i].is_ascii_whitespace() {
-                    i += 1;
-                }
-                (value_start, i)
-            };
+            let (value_start, value_end) =
+                if i < bytes.len() && (bytes[i] == b'"' || bytes[i] == b'\'') {
+                    let quote = bytes[i];
+                    let value_start = i + 1;
+                    let value_end = bytes[value_start..]
+                        .iter()
+                        .position(|&b| b == quote)
+                        .map_or(bytes.len(), |p| p + value_start);
+                    i = (value_end + 1).min(bytes.len());
+                    (value_start, value_end)
+                } else {
+                    let value_start = i;
+                    while i < bytes.len() && !bytes[i].is_ascii_whitespace() {
+                        i += 1;
+                    }
+                    (value_start, i)
+                };
             if key.eq_ignore_ascii_case(name) {
                 return attrs.get(value_start..value_end);
             }
@@ -298,14 +299,24 @@ mod tests {
         assert_eq!(scan.links.len(), 1);
         assert_eq!(scan.links[0].href, "http://evil.example/login");
         assert_eq!(scan.links[0].text, "https://www.paypal.com");
-        assert_eq!(scan.form_actions, vec!["http://evil.example/post".to_owned()]);
+        assert_eq!(
+            scan.form_actions,
+            vec!["http://evil.example/post".to_owned()]
+        );
         assert_eq!(scan.password_inputs, 1);
         assert_eq!(scan.images, 1);
     }
 
     #[test]
     fn survives_truncated_markup() {
-        for html in ["<a href=\"x", "<", "<!--", "<script>", "&#xFFFFFFFF;", "<a href=x>t"] {
+        for html in [
+            "<a href=\"x",
+            "<",
+            "<!--",
+            "<script>",
+            "&#xFFFFFFFF;",
+            "<a href=x>t",
+        ] {
             let _ = scan(html, 100, 100);
         }
     }

@@ -71,11 +71,31 @@ pub struct Extracted<'m> {
 /// headers (List-*, Precedence, Sender, Errors-To) are left out on purpose: they describe the
 /// distribution channel, and spam relayed by a list must be judged by its content.
 pub const CLASSIFIER_HEADERS: &[&str] = &[
-    "x-mailer", "user-agent", "x-msmail-priority", "x-priority", "importance", "x-mimeole",
-    "mime-version", "content-type", "content-transfer-encoding", "reply-to", "organization",
-    "in-reply-to", "references", "thread-index", "thread-topic", "x-originating-ip",
-    "disposition-notification-to", "x-accept-language", "x-face", "x-url", "content-language",
-    "content-disposition", "x-ms-has-attach", "x-ms-tnef-correlator", "comments",
+    "x-mailer",
+    "user-agent",
+    "x-msmail-priority",
+    "x-priority",
+    "importance",
+    "x-mimeole",
+    "mime-version",
+    "content-type",
+    "content-transfer-encoding",
+    "reply-to",
+    "organization",
+    "in-reply-to",
+    "references",
+    "thread-index",
+    "thread-topic",
+    "x-originating-ip",
+    "disposition-notification-to",
+    "x-accept-language",
+    "x-face",
+    "x-url",
+    "content-language",
+    "content-disposition",
+    "x-ms-has-attach",
+    "x-ms-tnef-correlator",
+    "comments",
 ];
 
 fn header_tokens(message: &Message<'_>) -> Vec<String> {
@@ -98,7 +118,10 @@ fn header_tokens(message: &Message<'_>) -> Vec<String> {
                 }
             }
             "x-priority" | "x-msmail-priority" | "importance" | "precedence" => {
-                out.push(format!("{name}:{}", value.chars().take(12).collect::<String>()));
+                out.push(format!(
+                    "{name}:{}",
+                    value.chars().take(12).collect::<String>()
+                ));
             }
             "content-type" => {
                 let ctype = value.split(';').next().unwrap_or("").trim().to_owned();
@@ -243,7 +266,11 @@ pub fn find_urls(text: &str, max: usize) -> Vec<String> {
                 .iter()
                 .position(|&b| b.is_ascii_whitespace() || b"<>\"'()[]".contains(&b) || b >= 0x80)
                 .unwrap_or(rest.len());
-            urls.push(text[i..i + end].trim_end_matches(['.', ',', ';']).to_owned());
+            urls.push(
+                text[i..i + end]
+                    .trim_end_matches(['.', ',', ';'])
+                    .to_owned(),
+            );
             i += end.max(1);
         } else {
             i += 1;
@@ -269,7 +296,11 @@ pub fn url_host(url: &str) -> Option<String> {
     let authority = rest.split(['/', '?', '#', '\\']).next().unwrap_or("");
     let host_port = authority.rsplit('@').next().unwrap_or("");
     let host = if host_port.starts_with('[') {
-        host_port.split(']').next().unwrap_or("").trim_start_matches('[')
+        host_port
+            .split(']')
+            .next()
+            .unwrap_or("")
+            .trim_start_matches('[')
     } else {
         host_port.split(':').next().unwrap_or("")
     };
@@ -297,8 +328,10 @@ pub fn registrable_domain(host: &str) -> &str {
     let second = labels[1];
     let take = if tld.len() == 2
         && labels.len() >= 3
-        && matches!(second, "co" | "com" | "net" | "org" | "gov" | "ac" | "edu" | "ne" | "or")
-    {
+        && matches!(
+            second,
+            "co" | "com" | "net" | "org" | "gov" | "ac" | "edu" | "ne" | "or"
+        ) {
         3
     } else {
         2
@@ -320,8 +353,14 @@ mod tests {
 
     #[test]
     fn url_helpers() {
-        assert_eq!(url_host("http://User@PayPal.com:80/x").as_deref(), Some("paypal.com"));
-        assert_eq!(url_host("www.example.org/path").as_deref(), Some("www.example.org"));
+        assert_eq!(
+            url_host("http://User@PayPal.com:80/x").as_deref(),
+            Some("paypal.com")
+        );
+        assert_eq!(
+            url_host("www.example.org/path").as_deref(),
+            Some("www.example.org")
+        );
         assert_eq!(url_host("mailto:a@b.c"), None);
         assert!(url_has_userinfo("http://paypal.com@evil.example/"));
         assert_eq!(registrable_domain("a.b.example.co.uk"), "example.co.uk");

@@ -80,7 +80,11 @@ impl Confusion {
             recall,
             f1,
             seconds,
-            messages_per_second: if seconds > 0.0 { messages as f64 / seconds } else { 0.0 },
+            messages_per_second: if seconds > 0.0 {
+                messages as f64 / seconds
+            } else {
+                0.0
+            },
             confusion: self.counts.clone(),
         }
     }
@@ -111,13 +115,19 @@ impl Metrics {
     /// A plain-text table.
     pub fn table(&self) -> String {
         let mut out = String::new();
-        out.push_str("class   total  caught  clean  newsletter  spam  phishing  virus  recall/fpr\n");
+        out.push_str(
+            "class   total  caught  clean  newsletter  spam  phishing  virus  recall/fpr\n",
+        );
         for class in ["ham", "spam", "phish"] {
             let counts = self.confusion.get(class).cloned().unwrap_or_default();
             let get = |k: &str| counts.get(k).copied().unwrap_or(0);
             let total: u64 = counts.values().sum();
             let caught = get("spam") + get("phishing") + get("virus");
-            let rate = if total == 0 { 0.0 } else { caught as f64 / total as f64 };
+            let rate = if total == 0 {
+                0.0
+            } else {
+                caught as f64 / total as f64
+            };
             out.push_str(&format!(
                 "{class:<6} {total:>6} {caught:>7} {:>6} {:>11} {:>5} {:>9} {:>6}  {:>9.2}%{}\n",
                 get("clean"),
@@ -126,7 +136,11 @@ impl Metrics {
                 get("phishing"),
                 get("virus"),
                 rate * 100.0,
-                if class == "ham" { " (FPR)" } else { " (recall)" },
+                if class == "ham" {
+                    " (FPR)"
+                } else {
+                    " (recall)"
+                },
             ));
         }
         out.push_str(&format!(

@@ -374,11 +374,15 @@ impl IpNetwork {
         };
         match (self.addr, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u128::from(net) & mask == u128::from(ip) & mask
             }
             _ => false,
@@ -412,7 +416,9 @@ impl ListEntry {
             return Ok(Self::Network(network));
         }
         if let Some(domain) = trimmed.strip_prefix('@').or(trimmed.strip_prefix("*.")) {
-            return DomainName::parse(domain).map(Self::Domain).map_err(|_| error());
+            return DomainName::parse(domain)
+                .map(Self::Domain)
+                .map_err(|_| error());
         }
         if trimmed.contains('@') {
             return EmailAddress::parse(trimmed)
@@ -592,12 +598,18 @@ pub fn resolve(
         let allow: Vec<LeveledEntry> = lists
             .allow
             .iter()
-            .map(|entry| LeveledEntry { level, entry: entry.clone() })
+            .map(|entry| LeveledEntry {
+                level,
+                entry: entry.clone(),
+            })
             .collect();
         let block: Vec<LeveledEntry> = lists
             .block
             .iter()
-            .map(|entry| LeveledEntry { level, entry: entry.clone() })
+            .map(|entry| LeveledEntry {
+                level,
+                entry: entry.clone(),
+            })
             .collect();
         (allow, block)
     };
@@ -629,7 +641,12 @@ pub fn resolve(
             policy.lists.block.extend(lists.block.iter().cloned());
         }
     }
-    EffectivePolicy { policy, sources, allow, block }
+    EffectivePolicy {
+        policy,
+        sources,
+        allow,
+        block,
+    }
 }
 
 /// The recommended policies offered to new tenants.
@@ -769,7 +786,9 @@ mod tests {
         assert_eq!(standard.report.timezone.as_str(), "Europe/Zurich");
         assert_eq!(
             standard.report.schedule,
-            ReportSchedule::Daily { at: TimeOfDay::parse("09:00").unwrap() }
+            ReportSchedule::Daily {
+                at: TimeOfDay::parse("09:00").unwrap()
+            }
         );
         let quiet = BuiltinPolicy::WithoutQuarantineReport.policy();
         assert_eq!(quiet.report.schedule, ReportSchedule::Never);
@@ -800,8 +819,14 @@ mod tests {
     #[test]
     fn most_specific_list_level_wins() {
         let mut tenant = Policy::standard();
-        tenant.lists.block.push(ListEntry::parse("spammy.example").unwrap());
-        tenant.lists.block.push(ListEntry::parse("198.51.100.0/24").unwrap());
+        tenant
+            .lists
+            .block
+            .push(ListEntry::parse("spammy.example").unwrap());
+        tenant
+            .lists
+            .block
+            .push(ListEntry::parse("198.51.100.0/24").unwrap());
         let user = PolicyOverrides {
             lists: Some(SenderLists {
                 allow: vec![ListEntry::parse("friend@spammy.example").unwrap()],
@@ -814,18 +839,27 @@ mod tests {
         let other = EmailAddress::parse("other@mail.spammy.example").unwrap();
         assert!(matches!(
             effective.check_lists(Some(&friend), None),
-            Some(ListMatch::Allowed { level: PolicyLevel::User, .. })
+            Some(ListMatch::Allowed {
+                level: PolicyLevel::User,
+                ..
+            })
         ));
         assert!(matches!(
             effective.check_lists(Some(&other), None),
-            Some(ListMatch::Blocked { level: PolicyLevel::Tenant, .. })
+            Some(ListMatch::Blocked {
+                level: PolicyLevel::Tenant,
+                ..
+            })
         ));
         let ip = "198.51.100.7".parse().unwrap();
         assert!(matches!(
             effective.check_lists(None, Some(ip)),
             Some(ListMatch::Blocked { .. })
         ));
-        assert_eq!(effective.check_lists(None, Some("192.0.2.1".parse().unwrap())), None);
+        assert_eq!(
+            effective.check_lists(None, Some("192.0.2.1".parse().unwrap())),
+            None
+        );
     }
 
     #[test]
@@ -836,7 +870,11 @@ mod tests {
         assert!(TimeZone::parse("Mars/Olympus").is_err());
         assert!(TimeOfDay::parse("25:00").is_err());
         assert!(IpNetwork::parse("10.0.0.0/33").is_err());
-        let bad = Thresholds { tag: 6.0, quarantine: 5.0, reject: None };
+        let bad = Thresholds {
+            tag: 6.0,
+            quarantine: 5.0,
+            reject: None,
+        };
         assert!(bad.validate().is_err());
         let json = r#"{"mode":"keep","days":3}"#;
         assert!(serde_json::from_str::<BackupWebmail>(json).is_err());
@@ -849,7 +887,10 @@ mod tests {
             day: DayOfMonth::new(3).unwrap(),
             at: TimeOfDay::parse("07:30").unwrap(),
         };
-        policy.lists.allow.push(ListEntry::parse("2001:db8::/32").unwrap());
+        policy
+            .lists
+            .allow
+            .push(ListEntry::parse("2001:db8::/32").unwrap());
         let json = serde_json::to_string(&policy).unwrap();
         let back: Policy = serde_json::from_str(&json).unwrap();
         assert_eq!(back, policy);

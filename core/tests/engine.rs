@@ -5,11 +5,12 @@ use std::sync::Arc;
 use cleanmail_core::classifier::Class;
 use cleanmail_core::policy::{ListEntry, PolicyOverrides, SenderLists, resolve};
 use cleanmail_core::{
-    Action, BuiltinPolicy, Category, EmailAddress, Engine, Envelope, MessageInput,
-    RecipientPolicy, TenantContext, TenantModel,
+    Action, BuiltinPolicy, Category, EmailAddress, Engine, Envelope, MessageInput, RecipientPolicy,
+    TenantContext, TenantModel,
 };
 
-const SPAMMY: &[u8] = b"From: Best Deals <deals@cheap-meds.example>\r\nTo: bob@customer.example\r\n\
+const SPAMMY: &[u8] =
+    b"From: Best Deals <deals@cheap-meds.example>\r\nTo: bob@customer.example\r\n\
 Subject: CHEAP MEDS ONLINE NOW!!!\r\nDate: Sun, 29 Nov 2026 10:00:00 +0100\r\n\r\n\
 XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X\r\n";
 
@@ -53,14 +54,33 @@ fn each_recipient_gets_its_policy_and_lists() {
         ],
         ..TenantContext::default()
     };
-    let env = envelope(&["bob@customer.example", "carol@customer.example", "dave@customer.example"]);
-    let input = MessageInput { raw: SPAMMY, envelope: &env, auth: None, received_at: None };
+    let env = envelope(&[
+        "bob@customer.example",
+        "carol@customer.example",
+        "dave@customer.example",
+    ]);
+    let input = MessageInput {
+        raw: SPAMMY,
+        envelope: &env,
+        auth: None,
+        received_at: None,
+    };
     let verdict = Engine::default().analyze(&input, &ctx);
     assert_eq!(verdict.category, Category::Spam);
     assert!(verdict.score > 100.0);
     assert_eq!(verdict.recipients[0].action, Action::Quarantine);
-    assert_eq!(verdict.recipients[1].action, Action::Deliver, "{:?}", verdict.recipients[1]);
-    assert_eq!(verdict.recipients[2].action, Action::Reject, "{:?}", verdict.recipients[2]);
+    assert_eq!(
+        verdict.recipients[1].action,
+        Action::Deliver,
+        "{:?}",
+        verdict.recipients[1]
+    );
+    assert_eq!(
+        verdict.recipients[2].action,
+        Action::Reject,
+        "{:?}",
+        verdict.recipients[2]
+    );
     let json = serde_json::to_string(&verdict).unwrap();
     assert!(json.contains("\"category\":\"spam\""));
 }
@@ -78,13 +98,24 @@ Dear member, this week at the club: the annual dinner, the chess tournament and 
     for _ in 0..3 {
         engine.learn(&mut overlay, raw, &env, Class::Spam);
     }
-    let ctx = TenantContext { overlay: Some(Arc::new(overlay.clone())), ..TenantContext::default() };
-    let input = MessageInput { raw, envelope: &env, auth: None, received_at: None };
+    let ctx = TenantContext {
+        overlay: Some(Arc::new(overlay.clone())),
+        ..TenantContext::default()
+    };
+    let input = MessageInput {
+        raw,
+        envelope: &env,
+        auth: None,
+        received_at: None,
+    };
     let reported = engine.analyze(&input, &ctx);
     assert!(reported.bayes.unwrap().spam > 0.9, "{:?}", reported.bayes);
     engine.learn(&mut overlay, raw, &env, Class::Ham);
     engine.learn(&mut overlay, raw, &env, Class::Ham);
-    let ctx = TenantContext { overlay: Some(Arc::new(overlay)), ..TenantContext::default() };
+    let ctx = TenantContext {
+        overlay: Some(Arc::new(overlay)),
+        ..TenantContext::default()
+    };
     let released = engine.analyze(&input, &ctx);
     assert!(released.bayes.unwrap().spam < 0.1, "{:?}", released.bayes);
     let _ = EmailAddress::parse("x@y.example").unwrap();

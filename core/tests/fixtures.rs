@@ -13,8 +13,8 @@
 use std::path::Path;
 
 use cleanmail_core::{
-    Action, DomainName, EmailAddress, Engine, Envelope, MessageInput, ProtectedUser,
-    TenantContext, Verdict,
+    Action, DomainName, EmailAddress, Engine, Envelope, MessageInput, ProtectedUser, TenantContext,
+    Verdict,
 };
 
 #[derive(Default)]
@@ -51,8 +51,10 @@ fn parse_expect(text: &str) -> Expect {
             "min_score" => expect.min_score = Some(value.parse().unwrap()),
             "action" => expect.action = Some(raw_value.trim_end_matches(['\n', '\r']).to_owned()),
             "protected_domains" => {
-                expect.ctx.protected_domains =
-                    list(value).iter().map(|d| DomainName::parse(d).unwrap()).collect();
+                expect.ctx.protected_domains = list(value)
+                    .iter()
+                    .map(|d| DomainName::parse(d).unwrap())
+                    .collect();
             }
             "protected_users" => {
                 expect.ctx.protected_users = list(value)
@@ -84,15 +86,25 @@ fn action_text(action: &Action) -> String {
 fn check(name: &str, raw: &[u8], expect: &Expect, engine: &Engine) -> Result<Verdict, String> {
     let mut envelope = Envelope::from_headers(raw);
     if envelope.recipients.is_empty() {
-        envelope.recipients.push(EmailAddress::parse("bob@customer.example").unwrap());
+        envelope
+            .recipients
+            .push(EmailAddress::parse("bob@customer.example").unwrap());
     }
-    let input = MessageInput { raw, envelope: &envelope, auth: None, received_at: None };
+    let input = MessageInput {
+        raw,
+        envelope: &envelope,
+        auth: None,
+        received_at: None,
+    };
     let verdict = engine.analyze(&input, &expect.ctx);
     let mut problems = Vec::new();
     if let Some(category) = &expect.category
         && verdict.category.as_str() != category
     {
-        problems.push(format!("category {} instead of {category}", verdict.category));
+        problems.push(format!(
+            "category {} instead of {category}",
+            verdict.category
+        ));
     }
     for tag in &expect.tags {
         if !verdict.has_symbol(tag) {
@@ -118,7 +130,11 @@ fn check(name: &str, raw: &[u8], expect: &Expect, engine: &Engine) -> Result<Ver
     if problems.is_empty() {
         Ok(verdict)
     } else {
-        Err(format!("{name}: {}\n{}", problems.join("; "), verdict.explanation()))
+        Err(format!(
+            "{name}: {}\n{}",
+            problems.join("; "),
+            verdict.explanation()
+        ))
     }
 }
 
@@ -136,7 +152,9 @@ fn fixtures_meet_their_expectations() {
     let mut checked = 0;
     for path in paths {
         let expect_path = path.with_extension("expect");
-        let Ok(text) = std::fs::read_to_string(&expect_path) else { continue };
+        let Ok(text) = std::fs::read_to_string(&expect_path) else {
+            continue;
+        };
         let raw = std::fs::read(&path).unwrap();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         checked += 1;
@@ -161,7 +179,12 @@ fn explanation_names_every_contributing_symbol() {
         }
         let raw = std::fs::read(&path).unwrap();
         let envelope = Envelope::from_headers(&raw);
-        let input = MessageInput { raw: &raw, envelope: &envelope, auth: None, received_at: None };
+        let input = MessageInput {
+            raw: &raw,
+            envelope: &envelope,
+            auth: None,
+            received_at: None,
+        };
         let verdict = engine.analyze(&input, &TenantContext::default());
         let explanation = verdict.explanation();
         let mut sum = 0.0;
@@ -169,10 +192,17 @@ fn explanation_names_every_contributing_symbol() {
             sum += symbol.score;
             if symbol.score != 0.0 {
                 let line = format!("{} ({:+.1}): ", symbol.name, symbol.score);
-                assert!(explanation.contains(&line), "{path:?}: {line} missing from\n{explanation}");
+                assert!(
+                    explanation.contains(&line),
+                    "{path:?}: {line} missing from\n{explanation}"
+                );
                 assert!(!symbol.explanation.is_empty());
             }
         }
-        assert!((sum - verdict.score).abs() < 1e-3, "{path:?}: symbols sum to {sum}, score {}", verdict.score);
+        assert!(
+            (sum - verdict.score).abs() < 1e-3,
+            "{path:?}: symbols sum to {sum}, score {}",
+            verdict.score
+        );
     }
 }

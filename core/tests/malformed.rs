@@ -5,7 +5,12 @@ use cleanmail_core::{Category, Engine, Envelope, MessageInput, TenantContext, Ve
 fn analyze(raw: &[u8]) -> Verdict {
     let engine = Engine::default();
     let envelope = Envelope::from_headers(raw);
-    let input = MessageInput { raw, envelope: &envelope, auth: None, received_at: None };
+    let input = MessageInput {
+        raw,
+        envelope: &envelope,
+        auth: None,
+        received_at: None,
+    };
     engine.analyze(&input, &TenantContext::default())
 }
 
@@ -35,7 +40,9 @@ fn deeply_nested_multiparts() {
     let depth = 5_000;
     let mut raw = String::from("From: a@b.example\r\nSubject: nest\r\n");
     for i in 0..depth {
-        raw.push_str(&format!("Content-Type: multipart/mixed; boundary=\"b{i}\"\r\n\r\n--b{i}\r\n"));
+        raw.push_str(&format!(
+            "Content-Type: multipart/mixed; boundary=\"b{i}\"\r\n\r\n--b{i}\r\n"
+        ));
     }
     raw.push_str("Content-Type: text/plain\r\n\r\nhello\r\n");
     let verdict = analyze(raw.as_bytes());
@@ -43,9 +50,7 @@ fn deeply_nested_multiparts() {
     // Nested message/rfc822 parts too.
     let mut nested = String::from("From: a@b.example\r\nSubject: inner\r\n\r\nhi\r\n");
     for _ in 0..200 {
-        nested = format!(
-            "From: a@b.example\r\nContent-Type: message/rfc822\r\n\r\n{nested}"
-        );
+        nested = format!("From: a@b.example\r\nContent-Type: message/rfc822\r\n\r\n{nested}");
     }
     let verdict = analyze(nested.as_bytes());
     assert!(verdict.score.is_finite());
@@ -60,18 +65,36 @@ fn fifty_megabyte_attachment() {
     }
     raw.extend_from_slice(b"--B--\r\n");
     let verdict = analyze(&raw);
-    assert_eq!(verdict.category, Category::Clean, "{}", verdict.explanation());
+    assert_eq!(
+        verdict.category,
+        Category::Clean,
+        "{}",
+        verdict.explanation()
+    );
 }
 
 #[test]
 fn oversized_message_is_truncated_with_a_warning() {
     let engine = Engine::new(
         cleanmail_core::default_model(),
-        cleanmail_core::EngineConfig { max_message_size: 1024, ..Default::default() },
+        cleanmail_core::EngineConfig {
+            max_message_size: 1024,
+            ..Default::default()
+        },
     );
     let raw = vec![b'a'; 10_000];
     let envelope = Envelope::default();
-    let input = MessageInput { raw: &raw, envelope: &envelope, auth: None, received_at: None };
+    let input = MessageInput {
+        raw: &raw,
+        envelope: &envelope,
+        auth: None,
+        received_at: None,
+    };
     let verdict = engine.analyze(&input, &TenantContext::default());
-    assert!(verdict.warnings.iter().any(|w| w.contains("first 1024 bytes")));
+    assert!(
+        verdict
+            .warnings
+            .iter()
+            .any(|w| w.contains("first 1024 bytes"))
+    );
 }

@@ -19,9 +19,42 @@ pub const MAX_RATIO: u64 = 200;
 
 /// Extensions of programs and scripts that run when opened.
 pub const EXECUTABLE_EXTENSIONS: &[&str] = &[
-    "exe", "scr", "com", "pif", "bat", "cmd", "js", "jse", "vbs", "vbe", "wsf", "wsh", "hta",
-    "ps1", "psm1", "lnk", "msi", "msp", "jar", "cpl", "reg", "vb", "application", "gadget",
-    "msc", "scf", "dll", "sys", "appx", "appxbundle", "msix", "iqy", "slk", "sct", "chm", "inf",
+    "exe",
+    "scr",
+    "com",
+    "pif",
+    "bat",
+    "cmd",
+    "js",
+    "jse",
+    "vbs",
+    "vbe",
+    "wsf",
+    "wsh",
+    "hta",
+    "ps1",
+    "psm1",
+    "lnk",
+    "msi",
+    "msp",
+    "jar",
+    "cpl",
+    "reg",
+    "vb",
+    "application",
+    "gadget",
+    "msc",
+    "scf",
+    "dll",
+    "sys",
+    "appx",
+    "appxbundle",
+    "msix",
+    "iqy",
+    "slk",
+    "sct",
+    "chm",
+    "inf",
 ];
 
 /// Macro-enabled Office formats.
@@ -31,8 +64,8 @@ pub const MACRO_EXTENSIONS: &[&str] = &[
 
 /// Extensions a double-extension trick hides behind.
 const DECOY_EXTENSIONS: &[&str] = &[
-    "pdf", "doc", "docx", "xls", "xlsx", "txt", "jpg", "jpeg", "png", "gif", "zip", "rtf",
-    "htm", "html", "mp3", "mp4", "avi",
+    "pdf", "doc", "docx", "xls", "xlsx", "txt", "jpg", "jpeg", "png", "gif", "zip", "rtf", "htm",
+    "html", "mp3", "mp4", "avi",
 ];
 
 /// Runs the attachment rules.
@@ -52,22 +85,42 @@ pub fn analyze(message: &Extracted<'_>, tags: &mut Tags) {
 
 fn extension(name: &str) -> Option<String> {
     let (_, ext) = name.rsplit_once('.')?;
-    Some(ext.trim().trim_end_matches(['"', '\'']).to_ascii_lowercase())
+    Some(
+        ext.trim()
+            .trim_end_matches(['"', '\''])
+            .to_ascii_lowercase(),
+    )
 }
 
 /// Checks one file (an attachment or an archive entry) by name and content.
-fn inspect_file(name: &str, data: &[u8], what: &str, depth: u32, budget: &mut u64, tags: &mut Tags) {
+fn inspect_file(
+    name: &str,
+    data: &[u8],
+    what: &str,
+    depth: u32,
+    budget: &mut u64,
+    tags: &mut Tags,
+) {
     let ext = extension(name);
     let lower = name.to_ascii_lowercase();
-    let executable_ext = ext.as_deref().is_some_and(|e| EXECUTABLE_EXTENSIONS.contains(&e));
+    let executable_ext = ext
+        .as_deref()
+        .is_some_and(|e| EXECUTABLE_EXTENSIONS.contains(&e));
     let executable_magic = data.starts_with(b"MZ") || data.starts_with(b"\x7fELF");
     let (rule, where_) = if depth == 0 {
         ("EXECUTABLE_ATTACHMENT", format!("{what} {name:?}"))
     } else {
-        ("EXECUTABLE_IN_ARCHIVE", format!("{name:?} inside a zip archive"))
+        (
+            "EXECUTABLE_IN_ARCHIVE",
+            format!("{name:?} inside a zip archive"),
+        )
     };
     if executable_ext || executable_magic {
-        let kind = if executable_magic { "program" } else { "runnable file" };
+        let kind = if executable_magic {
+            "program"
+        } else {
+            "runnable file"
+        };
         tags.add(rule, format!("{where_} is a {kind}"));
     }
     // invoice.pdf.exe, or many spaces before the real extension.
@@ -78,8 +131,14 @@ fn inspect_file(name: &str, data: &[u8], what: &str, depth: u32, budget: &mut u6
             tags.add("DOUBLE_EXTENSION", format!("{name:?}"));
         }
     }
-    if ext.as_deref().is_some_and(|e| MACRO_EXTENSIONS.contains(&e)) {
-        tags.add("OFFICE_MACRO", format!("{where_} is a macro-enabled document"));
+    if ext
+        .as_deref()
+        .is_some_and(|e| MACRO_EXTENSIONS.contains(&e))
+    {
+        tags.add(
+            "OFFICE_MACRO",
+            format!("{where_} is a macro-enabled document"),
+        );
     } else if data.starts_with(b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1") {
         // OLE2 (legacy Office): look for the VBA project stream name (UTF-16LE).
         let marker = "_VBA_PROJECT"
@@ -92,7 +151,9 @@ fn inspect_file(name: &str, data: &[u8], what: &str, depth: u32, budget: &mut u6
     } else if data.starts_with(b"PK\x03\x04") && depth < MAX_DEPTH && is_ooxml(ext.as_deref()) {
         // OOXML: macros live in vbaProject.bin; listing the entries is enough.
         if let Ok(archive) = zip::ZipArchive::new(Cursor::new(data))
-            && archive.file_names().any(|n| n.to_ascii_lowercase().ends_with("vbaproject.bin"))
+            && archive
+                .file_names()
+                .any(|n| n.to_ascii_lowercase().ends_with("vbaproject.bin"))
         {
             tags.add("OFFICE_MACRO", format!("{where_} contains a VBA project"));
         }
@@ -104,13 +165,19 @@ fn inspect_file(name: &str, data: &[u8], what: &str, depth: u32, budget: &mut u6
 }
 
 fn is_ooxml(ext: Option<&str>) -> bool {
-    matches!(ext, Some("docx" | "xlsx" | "pptx" | "dotx" | "xltx" | "potx" | "ppsx"))
+    matches!(
+        ext,
+        Some("docx" | "xlsx" | "pptx" | "dotx" | "xltx" | "potx" | "ppsx")
+    )
 }
 
 /// Lists and (within the budget) reads a zip archive's entries.
 fn inspect_zip(name: &str, data: &[u8], depth: u32, budget: &mut u64, tags: &mut Tags) {
     if depth > MAX_DEPTH {
-        tags.add("ARCHIVE_BOMB", format!("{name:?} nests archives more than {MAX_DEPTH} deep"));
+        tags.add(
+            "ARCHIVE_BOMB",
+            format!("{name:?} nests archives more than {MAX_DEPTH} deep"),
+        );
         return;
     }
     if is_ooxml(extension(name).as_deref()) {
@@ -124,13 +191,21 @@ fn inspect_zip(name: &str, data: &[u8], depth: u32, budget: &mut u64, tags: &mut
         }
     };
     if archive.len() > MAX_ENTRIES {
-        tags.add("ARCHIVE_BOMB", format!("{name:?} has {} entries", archive.len()));
+        tags.add(
+            "ARCHIVE_BOMB",
+            format!("{name:?} has {} entries", archive.len()),
+        );
         return;
     }
     let mut declared: u64 = 0;
     for index in 0..archive.len() {
         let (entry_name, size, encrypted, is_dir) = match archive.by_index_raw(index) {
-            Ok(entry) => (entry.name().to_owned(), entry.size(), entry.encrypted(), entry.is_dir()),
+            Ok(entry) => (
+                entry.name().to_owned(),
+                entry.size(),
+                entry.encrypted(),
+                entry.is_dir(),
+            ),
             Err(_) => {
                 tags.add("ARCHIVE_UNREADABLE", format!("{name:?}"));
                 return;
@@ -145,11 +220,18 @@ fn inspect_zip(name: &str, data: &[u8], depth: u32, budget: &mut u64, tags: &mut
         {
             tags.add(
                 "ARCHIVE_BOMB",
-                format!("{name:?} would expand to more than {} MB", declared / (1024 * 1024)),
+                format!(
+                    "{name:?} would expand to more than {} MB",
+                    declared / (1024 * 1024)
+                ),
             );
             return;
         }
-        let base = entry_name.rsplit(['/', '\\']).next().unwrap_or(&entry_name).to_owned();
+        let base = entry_name
+            .rsplit(['/', '\\'])
+            .next()
+            .unwrap_or(&entry_name)
+            .to_owned();
         if encrypted {
             tags.add("ARCHIVE_ENCRYPTED", format!("{name:?}"));
             // Names are still visible: check them.
@@ -166,12 +248,15 @@ fn inspect_zip(name: &str, data: &[u8], depth: u32, budget: &mut u64, tags: &mut
         }
         *budget = budget.saturating_sub(content.len() as u64);
         inspect_file(&base, &content, "entry", depth, budget, tags);
-        let nested = content.starts_with(b"PK\x03\x04")
-            || extension(&base).as_deref() == Some("zip");
+        let nested =
+            content.starts_with(b"PK\x03\x04") || extension(&base).as_deref() == Some("zip");
         if nested && content.len() as u64 == size {
             inspect_zip(&base, &content, depth + 1, budget, tags);
         } else if nested && size > content.len() as u64 {
-            tags.add("ARCHIVE_BOMB", format!("{base:?} nested in {name:?} is too large to inspect"));
+            tags.add(
+                "ARCHIVE_BOMB",
+                format!("{base:?} nested in {name:?} is too large to inspect"),
+            );
         }
     }
 }

@@ -23,8 +23,19 @@ const BULK_PLATFORM_HEADERS: &[(&str, &str)] = &[
 
 /// Mailer names of bulk platforms.
 const BULK_MAILERS: &[&str] = &[
-    "mailchimp", "sendgrid", "constant contact", "campaign monitor", "sendinblue", "mailjet",
-    "phplist", "acymailing", "newsletter", "listmanager", "lyris", "exacttarget", "emarsys",
+    "mailchimp",
+    "sendgrid",
+    "constant contact",
+    "campaign monitor",
+    "sendinblue",
+    "mailjet",
+    "phplist",
+    "acymailing",
+    "newsletter",
+    "listmanager",
+    "lyris",
+    "exacttarget",
+    "emarsys",
 ];
 
 /// Runs the bulk rules.
@@ -75,6 +86,8 @@ pub fn analyze(message: &Message<'_>, extracted: &Extracted<'_>, tags: &mut Tags
 
 /// Whether the tags show a newsletter or bulk mailing.
 pub fn is_bulk(tags: &Tags) -> bool {
-    tags.has("BULK_LIST_UNSUBSCRIBE") || tags.has("BULK_SENDER") || tags.has("BULK_PRECEDENCE")
+    tags.has("BULK_LIST_UNSUBSCRIBE")
+        || tags.has("BULK_SENDER")
+        || tags.has("BULK_PRECEDENCE")
         || (tags.has("BULK_UNSUBSCRIBE_TEXT") && tags.has("HTML_ONLY"))
 }

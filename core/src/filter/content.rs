@@ -6,8 +6,18 @@ use crate::message::{Extracted, host_is_ip, url_has_userinfo, url_host};
 
 /// Well-known URL shorteners.
 pub const SHORTENERS: &[&str] = &[
-    "bit.ly", "tinyurl.com", "t.co", "goo.gl", "ow.ly", "is.gd", "buff.ly", "rebrand.ly",
-    "cutt.ly", "shorturl.at", "tiny.cc", "rb.gy",
+    "bit.ly",
+    "tinyurl.com",
+    "t.co",
+    "goo.gl",
+    "ow.ly",
+    "is.gd",
+    "buff.ly",
+    "rebrand.ly",
+    "cutt.ly",
+    "shorturl.at",
+    "tiny.cc",
+    "rb.gy",
 ];
 
 /// Runs the content rules.
@@ -15,7 +25,12 @@ pub fn analyze(message: &Extracted<'_>, tags: &mut Tags) {
     if message.has_html_body && !message.has_text_body {
         tags.add("HTML_ONLY", "");
     }
-    let visible = message.text.chars().filter(|c| c.is_alphanumeric()).take(200).count();
+    let visible = message
+        .text
+        .chars()
+        .filter(|c| c.is_alphanumeric())
+        .take(200)
+        .count();
     if message.has_html_body && message.images > 0 && visible < 120 {
         tags.add(
             "HTML_IMAGE_ONLY",

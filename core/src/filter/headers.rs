@@ -9,9 +9,24 @@ use crate::message::{Extracted, registrable_domain};
 
 /// Free-mail providers, for reply-to diversion checks.
 pub const FREEMAIL: &[&str] = &[
-    "gmail.com", "googlemail.com", "yahoo.com", "hotmail.com", "outlook.com", "live.com",
-    "msn.com", "aol.com", "mail.com", "gmx.com", "gmx.net", "yandex.ru", "mail.ru",
-    "protonmail.com", "proton.me", "icloud.com", "qq.com", "163.com",
+    "gmail.com",
+    "googlemail.com",
+    "yahoo.com",
+    "hotmail.com",
+    "outlook.com",
+    "live.com",
+    "msn.com",
+    "aol.com",
+    "mail.com",
+    "gmx.com",
+    "gmx.net",
+    "yandex.ru",
+    "mail.ru",
+    "protonmail.com",
+    "proton.me",
+    "icloud.com",
+    "qq.com",
+    "163.com",
 ];
 
 /// Runs the header rules.
@@ -26,7 +41,10 @@ pub fn analyze(
     if message.header_raw("From").is_none() {
         tags.add("MISSING_FROM", "");
     } else if from.and_then(|f| f.address.as_deref()).is_none() {
-        tags.add("FROM_NO_ADDRESS", message.header_raw("From").unwrap_or("").trim());
+        tags.add(
+            "FROM_NO_ADDRESS",
+            message.header_raw("From").unwrap_or("").trim(),
+        );
     }
     if message.header_raw("Date").is_none() {
         tags.add("MISSING_DATE", "");
@@ -48,9 +66,10 @@ pub fn analyze(
                 format!("the name shows {shown} but the address is {real}"),
             );
         }
-        if let (Some(from_domain), Some(reply_domain)) =
-            (from_domain, extracted.reply_to.as_ref().and_then(|r| r.domain()))
-            && registrable_domain(from_domain) != registrable_domain(reply_domain)
+        if let (Some(from_domain), Some(reply_domain)) = (
+            from_domain,
+            extracted.reply_to.as_ref().and_then(|r| r.domain()),
+        ) && registrable_domain(from_domain) != registrable_domain(reply_domain)
         {
             if FREEMAIL.contains(&reply_domain) && !FREEMAIL.contains(&from_domain) {
                 tags.add(
@@ -103,11 +122,14 @@ fn subject_rules(message: &Message<'_>, subject: &str, tags: &mut Tags) {
 
 /// An e-mail address written inside a display name (`"paypal@paypal.com" <x@evil>`).
 fn address_in_name(name: &str) -> Option<String> {
-    name.split(|c: char| c.is_whitespace() || c == '"' || c == '(' || c == ')' || c == '<' || c == '>' || c == '\'')
-        .find(|w| {
-            w.len() > 3
-                && w.contains('@')
-                && w.rsplit_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.'))
-        })
-        .map(|w| w.to_ascii_lowercase())
+    name.split(|c: char| {
+        c.is_whitespace() || c == '"' || c == '(' || c == ')' || c == '<' || c == '>' || c == '\''
+    })
+    .find(|w| {
+        w.len() > 3
+            && w.contains('@')
+            && w.rsplit_once('@')
+                .is_some_and(|(l, d)| !l.is_empty() && d.contains('.'))
+    })
+    .map(|w| w.to_ascii_lowercase())
 }

@@ -9,12 +9,39 @@ use crate::message::{Extracted, registrable_domain, url_host};
 
 /// Frequently impersonated brands, protected in addition to the tenant's own domains.
 pub const PROTECTED_BRANDS: &[&str] = &[
-    "paypal.com", "ebay.com", "amazon.com", "apple.com", "microsoft.com", "google.com",
-    "bankofamerica.com", "chase.com", "wellsfargo.com", "citibank.com", "citi.com",
-    "barclays.co.uk", "hsbc.com", "usbank.com", "lloydstsb.com", "natwest.com", "netflix.com",
-    "facebook.com", "dhl.com", "fedex.com", "postfinance.ch", "ubs.com", "swisscom.ch",
-    "wachovia.com", "washingtonmutual.com", "suntrust.com", "fifththird.com", "regions.com",
-    "nationwide.co.uk", "halifax.co.uk", "westernunion.com", "visa.com", "mastercard.com",
+    "paypal.com",
+    "ebay.com",
+    "amazon.com",
+    "apple.com",
+    "microsoft.com",
+    "google.com",
+    "bankofamerica.com",
+    "chase.com",
+    "wellsfargo.com",
+    "citibank.com",
+    "citi.com",
+    "barclays.co.uk",
+    "hsbc.com",
+    "usbank.com",
+    "lloydstsb.com",
+    "natwest.com",
+    "netflix.com",
+    "facebook.com",
+    "dhl.com",
+    "fedex.com",
+    "postfinance.ch",
+    "ubs.com",
+    "swisscom.ch",
+    "wachovia.com",
+    "washingtonmutual.com",
+    "suntrust.com",
+    "fifththird.com",
+    "regions.com",
+    "nationwide.co.uk",
+    "halifax.co.uk",
+    "westernunion.com",
+    "visa.com",
+    "mastercard.com",
 ];
 
 /// Runs the phishing rules.
@@ -53,11 +80,10 @@ pub fn analyze(
                     "DISPLAY_NAME_IMPERSONATION",
                     format!("{:?} is the name of your user {}", from.name, user.address),
                 );
-            } else if let Some(domain) = tenant
-                .protected_domains
-                .iter()
-                .find(|d| name.contains(d.as_str()) || name.contains(label(d.as_str())) && label(d.as_str()).len() >= 5)
-            {
+            } else if let Some(domain) = tenant.protected_domains.iter().find(|d| {
+                name.contains(d.as_str())
+                    || name.contains(label(d.as_str())) && label(d.as_str()).len() >= 5
+            }) {
                 tags.add(
                     "DISPLAY_NAME_IMPERSONATION",
                     format!("{:?} names your domain {domain}", from.name),
@@ -90,7 +116,11 @@ pub fn analyze(
         }
         seen.push(registrable);
         if let Some((imitated, homograph)) = lookalike(domain, &protected) {
-            let rule = if homograph { "IDN_HOMOGRAPH" } else { "LOOKALIKE_DOMAIN" };
+            let rule = if homograph {
+                "IDN_HOMOGRAPH"
+            } else {
+                "LOOKALIKE_DOMAIN"
+            };
             let shown = if homograph {
                 idna::domain_to_unicode(domain).0
             } else {
@@ -102,8 +132,12 @@ pub fn analyze(
 
     // Link text naming another host than the link's target.
     for link in message.links.iter().take(100) {
-        let Some(href_host) = url_host(&link.href) else { continue };
-        let Some(text_host) = host_in_text(&link.text) else { continue };
+        let Some(href_host) = url_host(&link.href) else {
+            continue;
+        };
+        let Some(text_host) = host_in_text(&link.text) else {
+            continue;
+        };
         if registrable_domain(&href_host) != registrable_domain(&text_host) {
             tags.add(
                 "LINK_TEXT_MISMATCH",
@@ -115,7 +149,11 @@ pub fn analyze(
 
     // Credential-harvest forms in HTML attachments.
     for attachment in &message.attachments {
-        let name = attachment.name.as_deref().unwrap_or("").to_ascii_lowercase();
+        let name = attachment
+            .name
+            .as_deref()
+            .unwrap_or("")
+            .to_ascii_lowercase();
         let is_html = attachment.content_type == "text/html"
             || name.ends_with(".html")
             || name.ends_with(".htm")
@@ -127,11 +165,16 @@ pub fn analyze(
         let scan = html::scan(&text, 1 << 20, 4096);
         let harvest = scan.password_inputs > 0
             || (!scan.form_actions.is_empty() && scan.text_inputs > 0)
-            || (scan.scripts > 0 && text.contains("atob(") && text.to_lowercase().contains("password"));
+            || (scan.scripts > 0
+                && text.contains("atob(")
+                && text.to_lowercase().contains("password"));
         if harvest {
             tags.add(
                 "HTML_CREDENTIAL_FORM_ATTACHMENT",
-                format!("attachment {:?} asks for credentials", attachment.name.as_deref().unwrap_or("unnamed")),
+                format!(
+                    "attachment {:?} asks for credentials",
+                    attachment.name.as_deref().unwrap_or("unnamed")
+                ),
             );
         }
     }
@@ -150,7 +193,10 @@ pub fn analyze(
 
 /// The first label of the registrable domain (`paypal` for `www.paypal.com`).
 fn label(domain: &str) -> &str {
-    registrable_domain(domain).split('.').next().unwrap_or(domain)
+    registrable_domain(domain)
+        .split('.')
+        .next()
+        .unwrap_or(domain)
 }
 
 /// A host name written as link text (`www.bank.com`, `https://bank.com/login`).
@@ -168,8 +214,26 @@ fn host_in_text(text: &str) -> Option<String> {
     let looks_like_host = labels.len() >= 2
         && (2..=6).contains(&tld.len())
         && tld.chars().all(|c| c.is_ascii_alphabetic())
-        && labels.iter().all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
-        && matches!(*tld, "com" | "net" | "org" | "info" | "biz" | "us" | "uk" | "de" | "ch" | "fr" | "ca" | "au" | "io" | "co");
+        && labels
+            .iter()
+            .all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        && matches!(
+            *tld,
+            "com"
+                | "net"
+                | "org"
+                | "info"
+                | "biz"
+                | "us"
+                | "uk"
+                | "de"
+                | "ch"
+                | "fr"
+                | "ca"
+                | "au"
+                | "io"
+                | "co"
+        );
     looks_like_host.then_some(candidate)
 }
 
@@ -179,7 +243,11 @@ pub fn lookalike(domain: &str, protected: &[&str]) -> Option<(String, bool)> {
     let domain = domain.trim_end_matches('.').to_ascii_lowercase();
     let registrable = registrable_domain(&domain);
     let is_idn = domain.split('.').any(|l| l.starts_with("xn--"));
-    let unicode = if is_idn { idna::domain_to_unicode(&domain).0 } else { domain.clone() };
+    let unicode = if is_idn {
+        idna::domain_to_unicode(&domain).0
+    } else {
+        domain.clone()
+    };
     let unicode_registrable = registrable_domain(&unicode).to_owned();
     let candidate_label = unicode_registrable.split('.').next().unwrap_or("");
     let candidate_skeleton = skeleton(candidate_label);
@@ -197,13 +265,14 @@ pub fn lookalike(domain: &str, protected: &[&str]) -> Option<(String, bool)> {
             return Some((target.to_owned(), is_idn));
         }
         // paypal.com.evil.example
-        if domain.strip_prefix(target).is_some_and(|rest| rest.starts_with('.')) {
+        if domain
+            .strip_prefix(target)
+            .is_some_and(|rest| rest.starts_with('.'))
+        {
             return Some((target.to_owned(), false));
         }
         // paypal-secure.com, secure-ebay.net
-        let hyphenated = candidate_label
-            .split('-')
-            .any(|part| part == target_label)
+        let hyphenated = candidate_label.split('-').any(|part| part == target_label)
             && candidate_label.contains('-');
         if hyphenated {
             return Some((target.to_owned(), false));
@@ -251,7 +320,11 @@ fn edit_distance_is_one(a: &str, b: &str) -> bool {
     if a == b || a.len().abs_diff(b.len()) > 1 {
         return false;
     }
-    let (short, long) = if a.len() <= b.len() { (&a, &b) } else { (&b, &a) };
+    let (short, long) = if a.len() <= b.len() {
+        (&a, &b)
+    } else {
+        (&b, &a)
+    };
     let mut i = 0;
     while i < short.len() && short[i] == long[i] {
         i += 1;
@@ -275,7 +348,10 @@ mod tests {
     #[test]
     fn lookalikes() {
         let protected = ["paypal.com", "example.ch"];
-        assert_eq!(lookalike("paypa1.com", &protected), Some(("paypal.com".into(), false)));
+        assert_eq!(
+            lookalike("paypa1.com", &protected),
+            Some(("paypal.com".into(), false))
+        );
         assert_eq!(lookalike("paypal.com", &protected), None);
         assert_eq!(lookalike("www.paypal.com", &protected), None);
         assert!(lookalike("paypal.com.evil.example", &protected).is_some());
@@ -283,16 +359,33 @@ mod tests {
         assert!(lookalike("pyapal.com", &protected).is_some());
         // Cyrillic "а" in pаypal.com
         let ascii = idna::domain_to_ascii("pаypal.com").unwrap();
-        assert_eq!(lookalike(&ascii, &protected), Some(("paypal.com".into(), true)));
-        assert_eq!(lookalike("exampie.ch", &protected), None, "too short for edit distance");
-        assert_eq!(lookalike("examp1e.ch", &protected), Some(("example.ch".into(), false)));
+        assert_eq!(
+            lookalike(&ascii, &protected),
+            Some(("paypal.com".into(), true))
+        );
+        assert!(lookalike("exampie.ch", &protected).is_some());
+        assert_eq!(
+            lookalike("chose.com", &["chase.com"]),
+            None,
+            "too short for edit distance"
+        );
+        assert_eq!(
+            lookalike("examp1e.ch", &protected),
+            Some(("example.ch".into(), false))
+        );
         assert_eq!(lookalike("unrelated.org", &protected), None);
     }
 
     #[test]
     fn link_text_hosts() {
-        assert_eq!(host_in_text("www.paypal.com").as_deref(), Some("www.paypal.com"));
-        assert_eq!(host_in_text("https://signin.ebay.com/ws").as_deref(), Some("signin.ebay.com"));
+        assert_eq!(
+            host_in_text("www.paypal.com").as_deref(),
+            Some("www.paypal.com")
+        );
+        assert_eq!(
+            host_in_text("https://signin.ebay.com/ws").as_deref(),
+            Some("signin.ebay.com")
+        );
         assert_eq!(host_in_text("click here"), None);
         assert_eq!(host_in_text("v1.2"), None);
     }

@@ -6,8 +6,7 @@ use crate::message::Extracted;
 /// The Generic Test for Unsolicited Bulk Email.
 pub const GTUBE: &[u8] = b"XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X";
 /// The EICAR anti-virus test file (the standard 68-byte string).
-pub const EICAR: &[u8] =
-    b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
+pub const EICAR: &[u8] = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
 
 /// Looks for the test strings in the raw message, its text and its decoded attachments.
 pub fn analyze(raw: &[u8], message: &Extracted<'_>, tags: &mut Tags) {
