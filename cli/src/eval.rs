@@ -57,6 +57,7 @@ pub fn run(dir: &Path, json: bool) -> anyhow::Result<()> {
     let engine = Engine::default();
     let ctx = TenantContext::default();
     let mut confusion = Confusion::default();
+    let cpu_start = thread_cpu_seconds();
     let start = Instant::now();
     for (class, _, raw) in &messages {
         let envelope = Envelope::from_headers(raw);
@@ -69,11 +70,21 @@ pub fn run(dir: &Path, json: bool) -> anyhow::Result<()> {
         let verdict = engine.analyze(&input, &ctx);
         confusion.add(*class, verdict.category);
     }
-    let metrics = confusion.metrics(start.elapsed().as_secs_f64());
+    let mut metrics = confusion.metrics(start.elapsed().as_secs_f64());
+    if let (Some(before), Some(after)) = (cpu_start, thread_cpu_seconds()) {
+        metrics = metrics.with_cpu_seconds(after - before);
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&metrics)?);
     } else {
         println!("{}", metrics.table());
     }
     Ok(())
+}
+
+/// CPU time of the current thread (Linux `/proc/thread-self/schedstat`), if available.
+fn thread_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let nanos: f64 = stat.split_whitespace().next()?.parse().ok()?;
+    Some(nanos / 1e9)
 }

@@ -40,9 +40,16 @@ impl Envelope {
             .position(|w| w == b"\r\n\r\n")
             .or_else(|| raw.windows(2).position(|w| w == b"\n\n"))
             .unwrap_or(raw.len().min(64 * 1024));
-        let head = String::from_utf8_lossy(&raw[..head_end]);
         let mut recipient = None;
-        for line in head.lines() {
+        for line in raw[..head_end].split(|&b| b == b'\n') {
+            let interesting = matches!(
+                line.first().map(u8::to_ascii_lowercase),
+                Some(b'r' | b'd' | b'x' | b't')
+            );
+            if !interesting {
+                continue;
+            }
+            let line = String::from_utf8_lossy(line);
             let Some((name, value)) = line.split_once(':') else {
                 continue;
             };

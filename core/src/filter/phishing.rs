@@ -260,6 +260,15 @@ pub fn lookalike(domain: &str, protected: &[&str]) -> Option<(String, bool)> {
         if target_label.len() < 4 {
             continue;
         }
+        // Cheap exits first: skeletons of different lengths (beyond one edit) cannot match.
+        let length_gap = candidate_skeleton.len().abs_diff(target_label.len());
+        let hyphenated_possible = candidate_label.contains('-');
+        let prefixed = domain
+            .strip_prefix(target)
+            .is_some_and(|rest| rest.starts_with('.'));
+        if length_gap > 2 && !hyphenated_possible && !prefixed {
+            continue;
+        }
         let target_skeleton = skeleton(target_label);
         if candidate_skeleton == target_skeleton {
             return Some((target.to_owned(), is_idn));
