@@ -103,7 +103,8 @@ fn main() {
     match args[1].as_str() {
         "train" => {
             let model = train(&all);
-            let bytes = model.to_bytes(2);
+            let bytes =
+                model.to_bytes(std::env::var("MIN_COUNT").map_or(3, |m| m.parse().unwrap()));
             std::fs::write(&args[3], &bytes).expect("write");
             eprintln!("{} features, {} bytes", model.len(), bytes.len());
         }
@@ -144,6 +145,24 @@ fn main() {
                 }
             }
             println!("{}", total.metrics(start.elapsed().as_secs_f64()).table());
+        }
+        "soak" => {
+            // Memory over a long run: analyze the corpus repeatedly, print RSS as we go.
+            let total: usize = args.get(3).map_or(100_000, |n| n.parse().unwrap());
+            let engine = Engine::default();
+            let ctx = TenantContext::default();
+            let start = Instant::now();
+            for i in 0..total {
+                let (_, _, raw) = &messages[i % messages.len()];
+                let envelope = Envelope::from_headers(raw);
+                let input = MessageInput { raw, envelope: &envelope, auth: None, received_at: None };
+                std::hint::black_box(engine.analyze(&input, &ctx));
+                if i % 20_000 == 0 || i + 1 == total {
+                    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+                    let rss = status.lines().find(|l| l.starts_with("VmRSS")).unwrap_or("");
+                    println!("{:>7} messages  {rss}  {:.1} s", i + 1, start.elapsed().as_secs_f64());
+                }
+            }
         }
         other => panic!("unknown command {other}"),
     }

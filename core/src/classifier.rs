@@ -58,7 +58,7 @@ const RECORD: usize = 12;
 /// Weights are stored as `i16` in units of 1/WEIGHT_SCALE.
 const WEIGHT_SCALE: f32 = 2048.0;
 /// Tokens taken from the visible text.
-const MAX_TEXT_TOKENS: usize = 1200;
+const MAX_TEXT_TOKENS: usize = 600;
 /// Features used in the chi-square combination (the most significant ones).
 const MAX_SIGNIFICANT: usize = 150;
 /// Features whose f(w) is closer than this to 0.5 are ignored.
@@ -91,10 +91,18 @@ pub type Counts = [u32; 3];
 #[derive(Debug, Clone, Default)]
 pub struct Model {
     messages: Counts,
-    features: FeatureMap<[u16; 3]>,
-    /// Logistic-regression weights (unwanted vs ham) over the same features.
+    /// Per-feature class counts and logistic weight, looked up once per feature.
+    entries: FeatureMap<Entry>,
+    /// Logistic-regression weights (unwanted vs ham) while training.
     weights: FeatureMap<f32>,
     bias: f32,
+}
+
+/// What the model knows about one feature.
+#[derive(Debug, Clone, Copy, Default)]
+struct Entry {
+    counts: [u16; 3],
+    weight: f32,
 }
 
 /// Recipient identities to mask in the text before tokenizing.
@@ -141,31 +149,29 @@ impl Model {
         if bytes.len() < 28 + n.saturating_mul(RECORD) {
             return Err(ModelError::Truncated);
         }
-        let mut features = FeatureMap::with_capacity_and_hasher(n, Default::default());
-        let mut weights = FeatureMap::with_capacity_and_hasher(n, Default::default());
+        let mut entries = FeatureMap::with_capacity_and_hasher(n, Default::default());
         for i in 0..n {
             let at = 28 + i * RECORD;
-            let hash = u32_at(at);
-            features.insert(hash, [u16_at(at + 4), u16_at(at + 6), u16_at(at + 8)]);
-            let weight = f32::from(u16_at(at + 10) as i16) / WEIGHT_SCALE;
-            if weight != 0.0 {
-                weights.insert(hash, weight);
-            }
+            let entry = Entry {
+                counts: [u16_at(at + 4), u16_at(at + 6), u16_at(at + 8)],
+                weight: f32::from(u16_at(at + 10) as i16) / WEIGHT_SCALE,
+            };
+            entries.insert(u32_at(at), entry);
         }
         Ok(Self {
             messages,
-            features,
-            weights,
+            entries,
+            weights: FeatureMap::default(),
             bias,
         })
     }
 
     /// Writes the model file, pruning features seen fewer than `min_count` times.
     pub fn to_bytes(&self, min_count: u32) -> Vec<u8> {
-        let mut entries: Vec<(&u32, &[u16; 3])> = self
-            .features
+        let mut entries: Vec<(&u32, &Entry)> = self
+            .entries
             .iter()
-            .filter(|(_, c)| c.iter().map(|&x| u32::from(x)).sum::<u32>() >= min_count)
+            .filter(|(_, e)| e.counts.iter().map(|&x| u32::from(x)).sum::<u32>() >= min_count)
             .collect();
         entries.sort_unstable_by_key(|(hash, _)| **hash);
         let mut out = Vec::with_capacity(28 + entries.len() * RECORD);
@@ -175,12 +181,12 @@ impl Model {
         }
         out.extend_from_slice(&self.bias.to_bits().to_le_bytes());
         out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
-        for (hash, counts) in entries {
+        for (hash, entry) in entries {
             out.extend_from_slice(&hash.to_le_bytes());
-            for c in counts {
+            for c in entry.counts {
                 out.extend_from_slice(&c.to_le_bytes());
             }
-            let weight = self.weights.get(hash).copied().unwrap_or(0.0);
+            let weight = self.weights.get(hash).copied().unwrap_or(entry.weight);
             let quantized = (weight * WEIGHT_SCALE).round().clamp(-32768.0, 32767.0) as i16;
             out.extend_from_slice(&quantized.to_le_bytes());
         }
@@ -189,12 +195,12 @@ impl Model {
 
     /// Number of distinct features.
     pub fn len(&self) -> usize {
-        self.features.len()
+        self.entries.len()
     }
 
     /// Whether the model has no features.
     pub fn is_empty(&self) -> bool {
-        self.features.is_empty()
+        self.entries.is_empty()
     }
 
     /// Per-class message totals (ham, spam, phish).
@@ -206,15 +212,9 @@ impl Model {
     pub fn learn(&mut self, features: &[u32], class: Class) {
         self.messages[class as usize] += 1;
         for &feature in features {
-            let counts = self.features.entry(feature).or_default();
-            counts[class as usize] = counts[class as usize].saturating_add(1);
+            let entry = self.entries.entry(feature).or_default();
+            entry.counts[class as usize] = entry.counts[class as usize].saturating_add(1);
         }
-    }
-
-    fn counts(&self, feature: u32) -> Counts {
-        self.features.get(&feature).map_or([0; 3], |c| {
-            [u32::from(c[0]), u32::from(c[1]), u32::from(c[2])]
-        })
     }
 
     /// Scores deduplicated features, with an optional tenant overlay on top of this model.
@@ -231,15 +231,23 @@ impl Model {
         let phish_total = f64::from(totals[2].max(1));
         let mut significant: Vec<f64> = Vec::with_capacity(features.len().min(512));
         let mut phish_significant: Vec<f64> = Vec::with_capacity(64);
+        let mut z = f64::from(self.bias);
+        let x = input_scale(features.len());
         for &feature in features {
-            let mut counts = self.counts(feature);
-            if let Some(overlay) = overlay
-                && let Some(extra) = overlay.features.get(&feature)
-            {
-                for (count, extra) in counts.iter_mut().zip(extra) {
-                    *count += extra;
+            let entry = self.entries.get(&feature).copied().unwrap_or_default();
+            let mut weight = entry.weight;
+            let mut counts = entry.counts.map(u32::from);
+            if let Some(overlay) = overlay {
+                if let Some(extra) = overlay.features.get(&feature) {
+                    for (count, extra) in counts.iter_mut().zip(extra) {
+                        *count += extra;
+                    }
+                }
+                if let Some(delta) = overlay.weights.get(&feature) {
+                    weight += delta;
                 }
             }
+            z += f64::from(weight) * x;
             let [ham, spam, phish] = counts;
             let bad = spam + phish;
             if ham + bad == 0 {
@@ -266,10 +274,10 @@ impl Model {
         }
         let features_used = significant.len().min(MAX_SIGNIFICANT);
         let bayes = combine(&mut significant);
-        let spam = if self.weights.is_empty() {
+        let spam = if self.bias == 0.0 && z == 0.0 {
             bayes
         } else {
-            sigmoid(self.logit(features, overlay))
+            sigmoid(z)
         };
         BayesScore {
             spam,
@@ -286,7 +294,7 @@ impl Model {
         let x = input_scale(features.len());
         let mut z = f64::from(self.bias);
         for feature in features {
-            let mut w = self.weights.get(feature).copied().unwrap_or(0.0);
+            let mut w = self.entries.get(feature).map_or(0.0, |e| e.weight);
             if let Some(overlay) = overlay
                 && let Some(delta) = overlay.weights.get(feature)
             {
@@ -341,11 +349,11 @@ impl Model {
             }
         }
         self.bias = bias as f32;
-        self.weights = weights
-            .into_iter()
-            .filter(|(_, w)| w.abs() * f64::from(WEIGHT_SCALE) >= 1.0)
-            .map(|(k, w)| (k, w as f32))
-            .collect();
+        for (feature, weight) in weights {
+            if let Some(entry) = self.entries.get_mut(&feature) {
+                entry.weight = weight as f32;
+            }
+        }
     }
 }
 
@@ -471,18 +479,27 @@ impl TenantModel {
 
     /// Serialises the overlay in the model file format (counts saturate at 65535).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut features: FeatureMap<[u16; 3]> = self
+        let mut entries: FeatureMap<Entry> = self
             .features
             .iter()
-            .map(|(&k, c)| (k, c.map(|x| x.min(u32::from(u16::MAX)) as u16)))
+            .map(|(&k, c)| {
+                let counts = c.map(|x| x.min(u32::from(u16::MAX)) as u16);
+                (
+                    k,
+                    Entry {
+                        counts,
+                        weight: 0.0,
+                    },
+                )
+            })
             .collect();
-        for k in self.weights.keys() {
-            features.entry(*k).or_insert([0; 3]);
+        for (k, w) in &self.weights {
+            entries.entry(*k).or_default().weight = *w;
         }
         let model = Model {
             messages: self.messages,
-            features,
-            weights: self.weights.clone(),
+            entries,
+            weights: FeatureMap::default(),
             bias: 0.0,
         };
         model.to_bytes(0)
@@ -494,11 +511,16 @@ impl TenantModel {
         Ok(Self {
             messages: model.messages,
             features: model
-                .features
-                .into_iter()
-                .map(|(k, c)| (k, c.map(u32::from)))
+                .entries
+                .iter()
+                .map(|(&k, e)| (k, e.counts.map(u32::from)))
                 .collect(),
-            weights: model.weights,
+            weights: model
+                .entries
+                .iter()
+                .filter(|(_, e)| e.weight != 0.0)
+                .map(|(&k, e)| (k, e.weight))
+                .collect(),
         })
     }
 }

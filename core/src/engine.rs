@@ -40,9 +40,16 @@ impl Envelope {
             .position(|w| w == b"\r\n\r\n")
             .or_else(|| raw.windows(2).position(|w| w == b"\n\n"))
             .unwrap_or(raw.len().min(64 * 1024));
-        let head = String::from_utf8_lossy(&raw[..head_end]);
         let mut recipient = None;
-        for line in head.lines() {
+        for line in raw[..head_end].split(|&b| b == b'\n') {
+            let interesting = matches!(
+                line.first().map(u8::to_ascii_lowercase),
+                Some(b'r' | b'd' | b'x' | b't')
+            );
+            if !interesting {
+                continue;
+            }
+            let line = String::from_utf8_lossy(line);
             let Some((name, value)) = line.split_once(':') else {
                 continue;
             };
@@ -232,6 +239,7 @@ impl Default for EngineConfig {
 
 /// The filtering engine. Build it once and share it (`Arc<Engine>`); `analyze` is `&self`.
 pub struct Engine {
+    parser: MessageParser,
     model: Arc<Model>,
     config: EngineConfig,
     scanner: Option<Arc<dyn VirusScanner>>,
@@ -257,6 +265,8 @@ impl Engine {
     /// An engine with a model and settings, without a virus scanner.
     pub fn new(model: Arc<Model>, config: EngineConfig) -> Self {
         Self {
+            // MIME, Date, Subject and address headers are parsed; the rest stay raw.
+            parser: MessageParser::new().with_minimal_headers(),
             model,
             config,
             scanner: None,
@@ -277,11 +287,27 @@ impl Engine {
     /// The classifier features of a message (what [`TenantModel::learn`] takes).
     pub fn features(&self, raw: &[u8], envelope: &Envelope) -> Vec<u32> {
         let raw = &raw[..raw.len().min(self.config.max_message_size)];
-        let Some(parsed) = MessageParser::default().parse(raw) else {
+        let Some(parsed) = self.parser.parse(raw) else {
             return Vec::new();
         };
         let extracted = message::extract(&parsed);
         crate::classifier::features(&extracted, &masks(&parsed, envelope))
+    }
+
+    /// Trains a new shared model from labelled raw messages: counts for the Bayes layer, then
+    /// the logistic layer (12 epochs, ham weighted twice). Features seen fewer than
+    /// `min_count` times are dropped when the model is written ([`Model::to_bytes`]).
+    pub fn train_model<'a>(&self, messages: impl IntoIterator<Item = (&'a [u8], Class)>) -> Model {
+        let mut model = Model::default();
+        let mut examples = Vec::new();
+        for (raw, class) in messages {
+            let envelope = Envelope::from_headers(raw);
+            let features = self.features(raw, &envelope);
+            model.learn(&features, class);
+            examples.push((features, class));
+        }
+        model.train_weights(&examples, 12, 2.0);
+        model
     }
 
     /// Learns a message into a tenant's overlay (released => ham, reported => spam).
@@ -303,7 +329,7 @@ impl Engine {
             raw = &raw[..self.config.max_message_size];
         }
         let mut tags = Tags::default();
-        let parsed = MessageParser::default().parse(raw);
+        let parsed = self.parser.parse(raw);
         let mut bayes = None;
         match &parsed {
             Some(parsed) => {
@@ -438,7 +464,7 @@ impl Engine {
             }
         };
         let category = categorize(self.config.reference_threshold);
-        let sender = input.envelope.mail_from.clone().or_else(|| None);
+        let sender = input.envelope.mail_from.clone();
         let recipients = input
             .envelope
             .recipients

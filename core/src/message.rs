@@ -67,7 +67,9 @@ pub struct Extracted<'m> {
 }
 
 /// Headers whose presence (and for some, value) the classifier may learn: all are set by the
-/// sender's software or list server, none by the receiving side or a corpus collector.
+/// sender's mail software, none by the receiving side or a corpus collector. Mailing-list
+/// headers (List-*, Precedence, Sender, Errors-To) are left out on purpose: they describe the
+/// distribution channel, and spam relayed by a list must be judged by its content.
 pub const CLASSIFIER_HEADERS: &[&str] = &[
     "x-mailer",
     "user-agent",
@@ -79,15 +81,6 @@ pub const CLASSIFIER_HEADERS: &[&str] = &[
     "content-type",
     "content-transfer-encoding",
     "reply-to",
-    "list-id",
-    "list-unsubscribe",
-    "list-post",
-    "list-help",
-    "list-subscribe",
-    "list-archive",
-    "precedence",
-    "sender",
-    "errors-to",
     "organization",
     "in-reply-to",
     "references",
@@ -96,15 +89,12 @@ pub const CLASSIFIER_HEADERS: &[&str] = &[
     "x-originating-ip",
     "disposition-notification-to",
     "x-accept-language",
-    "x-mailman-version",
-    "mail-followup-to",
     "x-face",
     "x-url",
     "content-language",
     "content-disposition",
     "x-ms-has-attach",
     "x-ms-tnef-correlator",
-    "x-sender",
     "comments",
 ];
 

@@ -85,6 +85,8 @@ impl Confusion {
             } else {
                 0.0
             },
+            cpu_seconds: None,
+            messages_per_cpu_second: None,
             confusion: self.counts.clone(),
         }
     }
@@ -107,11 +109,24 @@ pub struct Metrics {
     pub f1: f64,
     pub seconds: f64,
     pub messages_per_second: f64,
+    /// CPU time of the classifying thread, when the caller measured it (on a shared machine
+    /// wall-clock throughput understates the engine).
+    pub cpu_seconds: Option<f64>,
+    pub messages_per_cpu_second: Option<f64>,
     /// Predicted categories per true class.
     pub confusion: BTreeMap<&'static str, BTreeMap<&'static str, u64>>,
 }
 
 impl Metrics {
+    /// Adds the CPU time the classification took.
+    pub fn with_cpu_seconds(mut self, cpu_seconds: f64) -> Self {
+        self.cpu_seconds = Some(cpu_seconds);
+        if cpu_seconds > 0.0 {
+            self.messages_per_cpu_second = Some(self.messages as f64 / cpu_seconds);
+        }
+        self
+    }
+
     /// A plain-text table.
     pub fn table(&self) -> String {
         let mut out = String::new();
@@ -153,9 +168,15 @@ impl Metrics {
             self.phish_recall * 100.0
         ));
         out.push_str(&format!(
-            "{} messages in {:.3} s: {:.0} messages/s\n",
+            "{} messages in {:.3} s: {:.0} messages/s",
             self.messages, self.seconds, self.messages_per_second
         ));
+        if let (Some(cpu), Some(rate)) = (self.cpu_seconds, self.messages_per_cpu_second) {
+            out.push_str(&format!(
+                " ({cpu:.3} s of CPU on one core: {rate:.0} messages/CPU-s)"
+            ));
+        }
+        out.push('\n');
         out
     }
 }

@@ -113,8 +113,9 @@ fn tampered_and_spoofed_message_fails_dmarc() {
     let env = envelope("198.51.100.7");
     let results = runtime().block_on(auth.authenticate(&tampered, &env));
     assert_eq!(results.spf, AuthOutcome::Fail, "{results:?}");
-    assert_eq!(results.dkim[0].outcome, AuthOutcome::Fail, "{results:?}");
-    assert_eq!(results.dmarc.outcome, AuthOutcome::Fail);
+    assert_ne!(results.dkim[0].outcome, AuthOutcome::Pass, "{results:?}");
+    assert_eq!(results.dmarc.outcome, AuthOutcome::Fail, "{results:?}");
+    assert_eq!(results.dmarc.policy, DmarcPolicy::Reject);
 
     let engine = Engine::default();
     let ctx = TenantContext {
@@ -133,6 +134,12 @@ fn tampered_and_spoofed_message_fails_dmarc() {
         "{}",
         verdict.explanation()
     );
+    assert!(
+        verdict.has_symbol("DKIM_INVALID"),
+        "{}",
+        verdict.explanation()
+    );
+    assert!(verdict.has_symbol("SPF_FAIL"), "{}", verdict.explanation());
     assert!(
         verdict.has_symbol("SPOOFED_PROTECTED_DOMAIN"),
         "{}",

@@ -197,49 +197,50 @@ fn inspect_zip(name: &str, data: &[u8], depth: u32, budget: &mut u64, tags: &mut
         );
         return;
     }
+    // First pass: metadata only, so that a bomb is refused before anything is inflated.
+    let mut entries = Vec::new();
     let mut declared: u64 = 0;
     for index in 0..archive.len() {
-        let (entry_name, size, encrypted, is_dir) = match archive.by_index_raw(index) {
-            Ok(entry) => (
-                entry.name().to_owned(),
-                entry.size(),
-                entry.encrypted(),
-                entry.is_dir(),
-            ),
-            Err(_) => {
-                tags.add("ARCHIVE_UNREADABLE", format!("{name:?}"));
-                return;
-            }
+        let Ok(entry) = archive.by_index_raw(index) else {
+            tags.add("ARCHIVE_UNREADABLE", format!("{name:?}"));
+            return;
         };
-        if is_dir {
+        if entry.is_dir() {
             continue;
         }
-        declared = declared.saturating_add(size);
-        if declared > MAX_DECLARED
-            || (declared > 16 * 1024 * 1024 && declared / (data.len() as u64).max(1) > MAX_RATIO)
-        {
-            tags.add(
-                "ARCHIVE_BOMB",
-                format!(
-                    "{name:?} would expand to more than {} MB",
-                    declared / (1024 * 1024)
-                ),
-            );
-            return;
-        }
-        let base = entry_name
+        declared = declared.saturating_add(entry.size());
+        let base = entry
+            .name()
             .rsplit(['/', '\\'])
             .next()
-            .unwrap_or(&entry_name)
+            .unwrap_or("")
             .to_owned();
+        entries.push((index, base, entry.size(), entry.encrypted()));
+    }
+    if declared > MAX_DECLARED
+        || (declared > 16 * 1024 * 1024 && declared / (data.len() as u64).max(1) > MAX_RATIO)
+    {
+        tags.add(
+            "ARCHIVE_BOMB",
+            format!("{name:?} would expand to {} MB", declared / (1024 * 1024)),
+        );
+        return;
+    }
+    // Second pass: names, and a bounded prefix of each entry (magic numbers, EICAR), or the
+    // whole entry for nested archives.
+    for (index, base, size, encrypted) in entries {
         if encrypted {
             tags.add("ARCHIVE_ENCRYPTED", format!("{name:?}"));
-            // Names are still visible: check them.
             inspect_file(&base, &[], "entry", depth, budget, tags);
             continue;
         }
-        // Read a bounded prefix of the entry: enough for magic numbers, EICAR and nested zips.
-        let want = size.min(*budget).min(4 * 1024 * 1024);
+        let nested_name = extension(&base).as_deref() == Some("zip");
+        let limit = if nested_name {
+            4 * 1024 * 1024
+        } else {
+            64 * 1024
+        };
+        let want = size.min(*budget).min(limit);
         let mut content = Vec::new();
         if want > 0
             && let Ok(entry) = archive.by_index(index)
@@ -248,15 +249,17 @@ fn inspect_zip(name: &str, data: &[u8], depth: u32, budget: &mut u64, tags: &mut
         }
         *budget = budget.saturating_sub(content.len() as u64);
         inspect_file(&base, &content, "entry", depth, budget, tags);
-        let nested =
-            content.starts_with(b"PK\x03\x04") || extension(&base).as_deref() == Some("zip");
-        if nested && content.len() as u64 == size {
-            inspect_zip(&base, &content, depth + 1, budget, tags);
-        } else if nested && size > content.len() as u64 {
-            tags.add(
-                "ARCHIVE_BOMB",
-                format!("{base:?} nested in {name:?} is too large to inspect"),
-            );
+        let nested = nested_name
+            || (content.starts_with(b"PK\x03\x04") && !is_ooxml(extension(&base).as_deref()));
+        if nested {
+            if content.len() as u64 == size {
+                inspect_zip(&base, &content, depth + 1, budget, tags);
+            } else {
+                tags.add(
+                    "ARCHIVE_UNREADABLE",
+                    format!("{base:?} nested in {name:?} is too large to inspect"),
+                );
+            }
         }
     }
 }

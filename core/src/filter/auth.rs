@@ -136,7 +136,11 @@ pub fn analyze(auth: &AuthResults, tags: &mut Tags) {
             "DKIM_VALID",
             format!("d={} s={}", valid.domain, valid.selector),
         );
-    } else if let Some(invalid) = auth.dkim.iter().find(|d| d.outcome == AuthOutcome::Fail) {
+    } else if let Some(invalid) = auth
+        .dkim
+        .iter()
+        .find(|d| matches!(d.outcome, AuthOutcome::Fail | AuthOutcome::Neutral))
+    {
         tags.add(
             "DKIM_INVALID",
             format!("d={} s={}", invalid.domain, invalid.selector),
@@ -159,6 +163,8 @@ pub fn analyze(auth: &AuthResults, tags: &mut Tags) {
 pub struct MapCache<K, V> {
     entries: Mutex<HashMap<K, (V, Option<Instant>)>>,
     max_entries: usize,
+    /// Answer for names not in the cache (fixed mode: "no such record", no network).
+    miss: Option<V>,
 }
 
 impl<K: Hash + Eq, V> MapCache<K, V> {
@@ -166,6 +172,7 @@ impl<K: Hash + Eq, V> MapCache<K, V> {
         Self {
             entries: Mutex::new(HashMap::new()),
             max_entries,
+            miss: None,
         }
     }
 
@@ -183,10 +190,10 @@ impl<K: Hash + Eq, V: Clone> ResolverCache<K, V> for MapCache<K, V> {
         Q: Hash + Eq + ?Sized,
     {
         let entries = self.entries.lock().ok()?;
-        let (value, valid_until) = entries.get(name)?;
-        match valid_until {
-            Some(until) if *until < Instant::now() => None,
-            _ => Some(value.clone()),
+        match entries.get(name) {
+            Some((_, Some(until))) if *until < Instant::now() => self.miss.clone(),
+            Some((value, _)) => Some(value.clone()),
+            None => self.miss.clone(),
         }
     }
 
@@ -242,9 +249,14 @@ impl DnsCache {
         }
     }
 
-    /// A cache holding only fixed records (for tests and offline use).
+    /// A cache holding only fixed records (for tests and offline use): TXT names that were not
+    /// added answer "no such record" instead of going to the network.
     pub fn fixed() -> Self {
-        Self::new(usize::MAX)
+        let mut cache = Self::new(usize::MAX);
+        cache.txt.miss = Some(Txt::Error(mail_auth::Error::Dns(
+            mail_auth::DnsError::InvalidRecordType,
+        )));
+        cache
     }
 
     /// Adds a TXT record that never expires. The name decides how it is parsed:
@@ -274,6 +286,17 @@ impl DnsCache {
     }
 }
 
+/// mail-auth parameters wired to a [`DnsCache`].
+type CachedParameters<'x, P> = Parameters<
+    'x,
+    P,
+    MapCache<Box<str>, Txt>,
+    MapCache<Box<str>, RecordSet<MX>>,
+    MapCache<Box<str>, RecordSet<Ipv4Addr>>,
+    MapCache<Box<str>, RecordSet<Ipv6Addr>>,
+    MapCache<IpAddr, RecordSet<Box<str>>>,
+>;
+
 /// Runs SPF, DKIM, ARC and DMARC for one message.
 pub struct Authenticator {
     inner: MessageAuthenticator,
@@ -302,18 +325,7 @@ impl Authenticator {
         &self.cache
     }
 
-    fn params<'x, P>(
-        &'x self,
-        params: P,
-    ) -> Parameters<
-        'x,
-        P,
-        MapCache<Box<str>, Txt>,
-        MapCache<Box<str>, RecordSet<MX>>,
-        MapCache<Box<str>, RecordSet<Ipv4Addr>>,
-        MapCache<Box<str>, RecordSet<Ipv6Addr>>,
-        MapCache<IpAddr, RecordSet<Box<str>>>,
-    > {
+    fn params<'x, P>(&'x self, params: P) -> CachedParameters<'x, P> {
         Parameters::new(params)
             .with_txt_cache(&self.cache.txt)
             .with_mx_cache(&self.cache.mx)

@@ -74,28 +74,30 @@ pub fn analyze(message: &Extracted<'_>, tags: &mut Tags) {
 /// Finds a word spelled with separators (`v.i.a.g.r.a`) or mixing Latin with Cyrillic or Greek.
 fn obfuscated_word(text: &str) -> Option<String> {
     let text = crate::html::truncate(text, 32 * 1024);
-    for word in text.split_whitespace() {
-        let chars: Vec<char> = word.chars().take(64).collect();
-        if chars.len() >= 7 {
-            let separator = chars[1];
-            let spaced = matches!(separator, '.' | '*' | '_' | '-' | '|')
-                && chars.iter().enumerate().all(|(i, &c)| {
+    for word in text.split_ascii_whitespace() {
+        let bytes = word.as_bytes();
+        if bytes.len() >= 7 && bytes.len() <= 64 && bytes.is_ascii() {
+            let separator = bytes[1];
+            let spaced = matches!(separator, b'.' | b'*' | b'_' | b'-' | b'|')
+                && bytes.len() % 2 == 1
+                && bytes.iter().enumerate().all(|(i, &c)| {
                     if i % 2 == 1 {
                         c == separator
                     } else {
-                        c.is_alphabetic()
+                        c.is_ascii_alphabetic()
                     }
                 });
             if spaced {
                 return Some(word.to_owned());
             }
-        }
-        let latin = chars.iter().any(|c| c.is_ascii_alphabetic());
-        let confusable = chars.iter().any(|&c| {
-            ('\u{0400}'..='\u{04FF}').contains(&c) || ('\u{0370}'..='\u{03FF}').contains(&c)
-        });
-        if latin && confusable && chars.len() >= 4 {
-            return Some(word.to_owned());
+        } else if !bytes.is_ascii() && bytes.len() >= 4 {
+            let latin = word.chars().any(|c| c.is_ascii_alphabetic());
+            let confusable = word.chars().any(|c| {
+                ('\u{0400}'..='\u{04FF}').contains(&c) || ('\u{0370}'..='\u{03FF}').contains(&c)
+            });
+            if latin && confusable {
+                return Some(word.to_owned());
+            }
         }
     }
     None

