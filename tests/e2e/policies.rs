@@ -480,6 +480,39 @@ async fn reseller_policies_are_shared_with_its_tenants_read_only() {
             )
             .await
             .expect(404);
+
+        // A tenant's own policies, assignment and overrides go with it; the reseller's
+        // policy can then be deleted.
+        tenant_admin
+            .put(
+                &format!("/api/v1/tenants/{}/policy", fx.tenant),
+                json!({ "policy_id": own }),
+            )
+            .await
+            .expect(200);
+        tenant_admin
+            .put(
+                &format!("/api/v1/domains/{}/policy-overrides", fx.domain),
+                json!({ "spam_tag": "" }),
+            )
+            .await
+            .expect(200);
+        admin
+            .delete(&format!("/api/v1/domains/{}", fx.domain))
+            .await
+            .expect(204);
+        admin
+            .delete(&format!("/api/v1/tenants/{}", fx.tenant))
+            .await
+            .expect(204);
+        admin
+            .get(&format!("/api/v1/policies/{own}"))
+            .await
+            .expect(404);
+        reseller
+            .delete(&format!("/api/v1/policies/{policy}"))
+            .await
+            .expect(204);
     }
 }
 
