@@ -229,6 +229,16 @@ impl Validator {
         }
     }
 
+    /// How many errors were recorded.
+    pub fn len(&self) -> usize {
+        self.errors.len()
+    }
+
+    /// Whether no error was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.errors.is_empty()
+    }
+
     /// `Ok` when nothing was recorded.
     pub fn finish(self) -> Result<(), ApiError> {
         if self.errors.is_empty() {

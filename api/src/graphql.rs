@@ -11,6 +11,10 @@ use crate::service::aliases::{Alias, AliasFilter, CreateAlias, UpdateAlias};
 use crate::service::api_keys::{ApiKey, CreateApiKey, CreatedApiKey};
 use crate::service::domains::{CreateDomain, Domain, DomainFilter, UpdateDomain};
 use crate::service::import::{ImportReport, ImportTarget};
+use crate::service::policies::{
+    CreatePolicy, EffectivePolicy, Policy, PolicyFilter, PolicyOverrides, PolicyOverridesOf,
+    TenantPolicy, UpdatePolicy,
+};
 use crate::service::resellers::{CreateReseller, Reseller, ResellerFilter, UpdateReseller};
 use crate::service::tenants::{CreateTenant, Tenant, TenantFilter, UpdateTenant};
 use crate::service::users::{CreateUser, UpdateUser, User, UserFilter};
@@ -276,6 +280,87 @@ impl QueryRoot {
         Ok(connection(page, had_cursor, |k| k.id.clone()))
     }
 
+    async fn policy(&self, ctx: &Context<'_>, id: String) -> async_graphql::Result<Option<Policy>> {
+        service::policies::get(state(ctx), who(ctx)?, &id)
+            .await
+            .gql_opt()
+    }
+
+    /// Policies visible to you: the built-in ones, your reseller's and your tenant's.
+    async fn policies(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<PolicyFilter>,
+    ) -> async_graphql::Result<Connection<String, Policy>> {
+        let had_cursor = after.is_some();
+        let page = service::policies::list(
+            state(ctx),
+            who(ctx)?,
+            &filter.unwrap_or_default(),
+            &page_params(first, after),
+        )
+        .await
+        .gql()?;
+        Ok(connection(page, had_cursor, |p| p.id.clone()))
+    }
+
+    /// The policy a tenant uses.
+    async fn tenant_policy(
+        &self,
+        ctx: &Context<'_>,
+        tenant_id: String,
+    ) -> async_graphql::Result<Option<TenantPolicy>> {
+        service::policies::tenant_policy(state(ctx), who(ctx)?, &tenant_id)
+            .await
+            .gql_opt()
+    }
+
+    /// The policy overrides of a domain (empty when none are set).
+    async fn domain_policy_overrides(
+        &self,
+        ctx: &Context<'_>,
+        domain_id: String,
+    ) -> async_graphql::Result<Option<PolicyOverridesOf>> {
+        service::policies::domain_overrides(state(ctx), who(ctx)?, &domain_id)
+            .await
+            .gql_opt()
+    }
+
+    /// The policy overrides of a user (empty when none are set).
+    async fn user_policy_overrides(
+        &self,
+        ctx: &Context<'_>,
+        user_id: String,
+    ) -> async_graphql::Result<Option<PolicyOverridesOf>> {
+        service::policies::user_overrides(state(ctx), who(ctx)?, &user_id)
+            .await
+            .gql_opt()
+    }
+
+    /// A user's effective policy: every value and the level it came from.
+    async fn effective_policy(
+        &self,
+        ctx: &Context<'_>,
+        user_id: String,
+    ) -> async_graphql::Result<Option<EffectivePolicy>> {
+        service::policies::effective_for_user(state(ctx), who(ctx)?, &user_id)
+            .await
+            .gql_opt()
+    }
+
+    /// A domain's effective policy (before user overrides).
+    async fn domain_effective_policy(
+        &self,
+        ctx: &Context<'_>,
+        domain_id: String,
+    ) -> async_graphql::Result<Option<EffectivePolicy>> {
+        service::policies::effective_for_domain(state(ctx), who(ctx)?, &domain_id)
+            .await
+            .gql_opt()
+    }
+
     /// The users and aliases of a domain or tenant as import CSV.
     async fn export_addresses(
         &self,
@@ -477,6 +562,88 @@ impl MutationRoot {
         service::api_keys::revoke(state(ctx), who(ctx)?, &id)
             .await
             .gql()
+    }
+
+    async fn create_policy(
+        &self,
+        ctx: &Context<'_>,
+        input: CreatePolicy,
+    ) -> async_graphql::Result<Policy> {
+        service::policies::create(state(ctx), who(ctx)?, input)
+            .await
+            .gql()
+    }
+    async fn update_policy(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+        input: UpdatePolicy,
+    ) -> async_graphql::Result<Policy> {
+        service::policies::update(state(ctx), who(ctx)?, &id, input)
+            .await
+            .gql()
+    }
+    /// Deletes a policy; refused (CONFLICT) while a tenant uses it.
+    async fn delete_policy(&self, ctx: &Context<'_>, id: String) -> async_graphql::Result<String> {
+        service::policies::delete(state(ctx), who(ctx)?, &id)
+            .await
+            .gql()
+            .map(|()| id)
+    }
+    /// Makes a tenant use a policy (the platform's, its reseller's or its own).
+    async fn assign_tenant_policy(
+        &self,
+        ctx: &Context<'_>,
+        tenant_id: String,
+        policy_id: String,
+    ) -> async_graphql::Result<TenantPolicy> {
+        service::policies::assign_tenant_policy(state(ctx), who(ctx)?, &tenant_id, &policy_id)
+            .await
+            .gql()
+    }
+    /// Sets (replaces) the policy overrides of a domain.
+    async fn set_domain_policy_overrides(
+        &self,
+        ctx: &Context<'_>,
+        domain_id: String,
+        overrides: PolicyOverrides,
+    ) -> async_graphql::Result<PolicyOverridesOf> {
+        service::policies::set_domain_overrides(state(ctx), who(ctx)?, &domain_id, overrides)
+            .await
+            .gql()
+    }
+    /// Removes the policy overrides of a domain; returns the domain id.
+    async fn clear_domain_policy_overrides(
+        &self,
+        ctx: &Context<'_>,
+        domain_id: String,
+    ) -> async_graphql::Result<String> {
+        service::policies::clear_domain_overrides(state(ctx), who(ctx)?, &domain_id)
+            .await
+            .gql()
+            .map(|()| domain_id)
+    }
+    /// Sets (replaces) the policy overrides of a user.
+    async fn set_user_policy_overrides(
+        &self,
+        ctx: &Context<'_>,
+        user_id: String,
+        overrides: PolicyOverrides,
+    ) -> async_graphql::Result<PolicyOverridesOf> {
+        service::policies::set_user_overrides(state(ctx), who(ctx)?, &user_id, overrides)
+            .await
+            .gql()
+    }
+    /// Removes the policy overrides of a user; returns the user id.
+    async fn clear_user_policy_overrides(
+        &self,
+        ctx: &Context<'_>,
+        user_id: String,
+    ) -> async_graphql::Result<String> {
+        service::policies::clear_user_overrides(state(ctx), who(ctx)?, &user_id)
+            .await
+            .gql()
+            .map(|()| user_id)
     }
 
     /// Imports users and aliases from CSV (`address,type,target,display_name`).

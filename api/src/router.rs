@@ -13,6 +13,7 @@ use utoipa_axum::routes;
 
 use crate::rest::addresses::{aliases, convert, import, users};
 use crate::rest::hierarchy::{domains, resellers, tenants};
+use crate::rest::policies::{assignments, crud as policies};
 use crate::rest::{Json, access};
 use crate::{ApiError, AppState};
 
@@ -20,7 +21,7 @@ use crate::{ApiError, AppState};
 #[openapi(
     info(
         title = "Cleanmail API",
-        description = "Multi-tenant inbound email security: resellers, tenants, domains, users, aliases and access.\n\nAuthenticate with `Authorization: Bearer <token>` using a login token (`POST /api/v1/auth/login`) or an API key. Errors are RFC 9457 problem JSON. Lists are cursor-paginated: pass `next_cursor` back as `after`.",
+        description = "Multi-tenant inbound email security: resellers, tenants, domains, users, aliases, access and filtering policies.\n\nAuthenticate with `Authorization: Bearer <token>` using a login token (`POST /api/v1/auth/login`) or an API key. Errors are RFC 9457 problem JSON. Lists are cursor-paginated: pass `next_cursor` back as `after`.",
         license(name = "AGPL-3.0-only")
     ),
     modifiers(&BearerAuth),
@@ -30,6 +31,7 @@ use crate::{ApiError, AppState};
         (name = "users"), (name = "aliases"),
         (name = "import", description = "Bulk address import and export (CSV)"),
         (name = "api-keys", description = "Long-lived credentials for automation"),
+        (name = "policies", description = "Filtering policies, their assignment, overrides and effective values"),
         (name = "health")
     )
 )]
@@ -78,6 +80,24 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(access::list_api_keys, access::create_api_key))
         .routes(routes!(access::get_api_key, access::delete_api_key))
         .routes(routes!(access::revoke_api_key))
+        .routes(routes!(policies::list, policies::create))
+        .routes(routes!(policies::get, policies::update, policies::delete))
+        .routes(routes!(
+            assignments::get_tenant_policy,
+            assignments::put_tenant_policy
+        ))
+        .routes(routes!(
+            assignments::get_domain_overrides,
+            assignments::put_domain_overrides,
+            assignments::delete_domain_overrides
+        ))
+        .routes(routes!(
+            assignments::get_user_overrides,
+            assignments::put_user_overrides,
+            assignments::delete_user_overrides
+        ))
+        .routes(routes!(assignments::user_effective_policy))
+        .routes(routes!(assignments::domain_effective_policy))
 }
 
 /// The OpenAPI document.

@@ -88,6 +88,13 @@ pub enum Disposition {
     Reject,
 }
 
+impl Disposition {
+    /// [`Disposition::Deliver`], as a serde default.
+    pub fn deliver() -> Self {
+        Disposition::Deliver
+    }
+}
+
 /// Spam score thresholds. A message scoring at least `quarantine` is spam.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Thresholds {
@@ -114,9 +121,12 @@ impl Thresholds {
     }
 }
 
-/// The disposition of each non-clean category.
+/// The disposition of each category.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CategoryActions {
+    /// Clean mail: delivered unless a policy says otherwise (e.g. hold everything).
+    #[serde(default = "Disposition::deliver")]
+    pub clean: Disposition,
     pub newsletter: Disposition,
     pub spam: Disposition,
     pub phishing: Disposition,
@@ -124,10 +134,10 @@ pub struct CategoryActions {
 }
 
 impl CategoryActions {
-    /// The disposition for `category` (clean mail is always delivered).
+    /// The disposition for `category`.
     pub fn for_category(&self, category: Category) -> Disposition {
         match category {
-            Category::Clean => Disposition::Deliver,
+            Category::Clean => self.clean,
             Category::Newsletter => self.newsletter,
             Category::Spam => self.spam,
             Category::Phishing => self.phishing,
@@ -696,6 +706,7 @@ impl Policy {
                 reject: None,
             },
             actions: CategoryActions {
+                clean: Disposition::Deliver,
                 newsletter: Disposition::Tag,
                 spam: Disposition::Quarantine,
                 phishing: Disposition::Quarantine,

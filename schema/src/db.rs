@@ -122,8 +122,14 @@ impl Db {
         &self.inner.pool
     }
 
-    /// Applies every pending embedded migration of this backend.
+    /// Applies every pending embedded migration of this backend, then refreshes the
+    /// built-in policies from the code.
     pub async fn migrate(&self) -> Result<(), StoreError> {
+        self.run_migrations().await?;
+        crate::store::policies::sync_builtins(self).await
+    }
+
+    async fn run_migrations(&self) -> Result<(), StoreError> {
         let url = self.inner.url.clone();
         let backend = self.backend();
         tokio::task::spawn_blocking(move || -> Result<(), StoreError> {

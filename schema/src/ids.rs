@@ -82,4 +82,6 @@ typed_id!(
     ApiKeyId,
     /// Id of an operator (platform or reseller staff).
     OperatorId,
+    /// Id of a filtering policy.
+    PolicyId,
 );

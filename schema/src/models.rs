@@ -4,7 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use crate::tables::*;
-use crate::{AliasId, ApiKeyId, DomainId, OperatorId, ResellerId, TenantId, UserId};
+use crate::{AliasId, ApiKeyId, DomainId, OperatorId, PolicyId, ResellerId, TenantId, UserId};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = resellers)]
@@ -136,4 +136,79 @@ pub struct ApiKey {
     pub created_at: NaiveDateTime,
     pub last_used_at: Option<NaiveDateTime>,
     pub revoked_at: Option<NaiveDateTime>,
+}
+
+/// A stored filtering policy; `settings` is the JSON of [`cleanmail_core::policy::Policy`].
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = policies)]
+pub struct Policy {
+    pub id: PolicyId,
+    /// `platform`, `reseller` or `tenant`.
+    pub owner_kind: String,
+    pub reseller_id: Option<ResellerId>,
+    pub tenant_id: Option<TenantId>,
+    /// The preset key of a built-in (read-only) policy.
+    pub builtin: Option<String>,
+    pub name: String,
+    pub description: String,
+    pub settings: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// A policy to insert.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = policies)]
+pub struct NewPolicy<'a> {
+    pub id: &'a PolicyId,
+    pub owner_kind: &'a str,
+    pub reseller_id: Option<&'a ResellerId>,
+    pub tenant_id: Option<&'a TenantId>,
+    pub builtin: Option<&'a str>,
+    pub name: &'a str,
+    pub description: &'a str,
+    pub settings: &'a str,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// Changes to a policy; `None` keeps the value.
+#[derive(Debug, Clone, Default, AsChangeset)]
+#[diesel(table_name = policies)]
+pub struct PolicyChanges {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub settings: Option<String>,
+    pub updated_at: Option<NaiveDateTime>,
+}
+
+/// Which policy a tenant uses.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = tenant_policies)]
+pub struct TenantPolicy {
+    pub tenant_id: TenantId,
+    pub policy_id: PolicyId,
+    pub updated_at: NaiveDateTime,
+}
+
+/// Overrides of one domain; `overrides` is the JSON of
+/// [`cleanmail_core::policy::PolicyOverrides`].
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = domain_policy_overrides)]
+pub struct DomainPolicyOverrides {
+    pub domain_id: DomainId,
+    pub tenant_id: TenantId,
+    pub overrides: String,
+    pub updated_at: NaiveDateTime,
+}
+
+/// Overrides of one user; `overrides` is the JSON of
+/// [`cleanmail_core::policy::PolicyOverrides`].
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = user_policy_overrides)]
+pub struct UserPolicyOverrides {
+    pub user_id: UserId,
+    pub tenant_id: TenantId,
+    pub overrides: String,
+    pub updated_at: NaiveDateTime,
 }

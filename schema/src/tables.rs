@@ -99,7 +99,49 @@ table! {
     }
 }
 
+table! {
+    policies (id) {
+        id -> Text,
+        owner_kind -> Text,
+        reseller_id -> Nullable<Text>,
+        tenant_id -> Nullable<Text>,
+        builtin -> Nullable<Text>,
+        name -> Text,
+        description -> Text,
+        settings -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+table! {
+    tenant_policies (tenant_id) {
+        tenant_id -> Text,
+        policy_id -> Text,
+        updated_at -> Timestamp,
+    }
+}
+
+table! {
+    domain_policy_overrides (domain_id) {
+        domain_id -> Text,
+        tenant_id -> Text,
+        overrides -> Text,
+        updated_at -> Timestamp,
+    }
+}
+
+table! {
+    user_policy_overrides (user_id) {
+        user_id -> Text,
+        tenant_id -> Text,
+        overrides -> Text,
+        updated_at -> Timestamp,
+    }
+}
+
 joinable!(tenants -> resellers (reseller_id));
+joinable!(tenant_policies -> policies (policy_id));
 joinable!(domains -> tenants (tenant_id));
 joinable!(users -> domains (domain_id));
 joinable!(aliases -> users (user_id));
@@ -113,4 +155,8 @@ allow_tables_to_appear_in_same_query!(
     aliases,
     operators,
     api_keys,
+    policies,
+    tenant_policies,
+    domain_policy_overrides,
+    user_policy_overrides,
 );

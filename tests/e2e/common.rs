@@ -321,6 +321,10 @@ impl Client {
         self.send(self.http.patch(format!("{}{path}", self.base)).json(&body))
             .await
     }
+    pub async fn put(&self, path: &str, body: Value) -> Res {
+        self.send(self.http.put(format!("{}{path}", self.base)).json(&body))
+            .await
+    }
     pub async fn delete(&self, path: &str) -> Res {
         self.send(self.http.delete(format!("{}{path}", self.base)))
             .await

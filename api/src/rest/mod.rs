@@ -3,6 +3,7 @@
 pub mod access;
 pub mod addresses;
 pub mod hierarchy;
+pub mod policies;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts};

@@ -6,6 +6,7 @@ pub mod aliases;
 pub mod api_keys;
 pub mod domains;
 pub mod import;
+pub mod policies;
 pub mod resellers;
 pub mod tenants;
 pub mod users;

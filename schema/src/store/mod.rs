@@ -4,6 +4,7 @@
 pub mod access;
 pub mod aliases;
 pub mod domains;
+pub mod policies;
 pub mod resellers;
 pub mod tenants;
 pub mod users;

@@ -3,9 +3,9 @@
 use diesel::{ExpressionMethods as _, QueryDsl as _, SelectableHelper as _};
 
 use crate::db::with_conn;
-use crate::models::{Tenant, TenantChanges};
-use crate::tables::tenants;
-use crate::{Db, Page, PageRequest, ResellerId, Scope, StoreError, TenantId};
+use crate::models::{Tenant, TenantChanges, TenantPolicy};
+use crate::tables::{tenant_policies, tenants};
+use crate::{Db, Page, PageRequest, PolicyId, ResellerId, Scope, StoreError, TenantId};
 
 /// Tenants visible in `scope` (the tenant table is its own tenancy column).
 macro_rules! scoped_tenants {
@@ -69,10 +69,22 @@ pub async fn get(db: &Db, scope: &Scope, id: &TenantId) -> Result<Tenant, StoreE
     })
 }
 
-/// Inserts a tenant (the caller has checked the reseller is in scope).
+/// Inserts a tenant (the caller has checked the reseller is in scope), on the built-in
+/// standard policy so that quarantine reports work with no setup. This is the one place
+/// where tenants are created.
 pub async fn create(db: &Db, row: Tenant) -> Result<Tenant, StoreError> {
+    let assignment = TenantPolicy {
+        tenant_id: row.id.clone(),
+        policy_id: PolicyId(crate::store::policies::STANDARD_POLICY_ID.to_owned()),
+        updated_at: row.created_at,
+    };
     with_conn!(db, conn => {
-        diesel::insert_into(tenants::table).values(&row).execute(conn).await?;
+        conn.transaction(async |conn| {
+            diesel::insert_into(tenants::table).values(&row).execute(conn).await?;
+            diesel::insert_into(tenant_policies::table).values(&assignment).execute(conn).await?;
+            Ok::<_, StoreError>(())
+        })
+        .await?;
         Ok(row)
     })
 }
