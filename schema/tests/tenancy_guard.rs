@@ -13,6 +13,7 @@ const NOT_TENANT_OWNED: &[(&str, &str)] = &[
         "api_keys",
         "scoped to a reseller or a tenant: both columns are nullable foreign keys",
     ),
+    ("policies", "owned by the platform, a reseller or a tenant: nullable owner keys, a check allows exactly one"),
     ("__diesel_schema_migrations", "diesel bookkeeping"),
 ];
 

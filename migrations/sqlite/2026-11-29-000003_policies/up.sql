@@ -26,7 +26,7 @@ CREATE INDEX policies_tenant_id ON policies (tenant_id, id);
 
 -- The full policy of each tenant (every tenant has exactly one).
 CREATE TABLE tenant_policies (
-    tenant_id TEXT PRIMARY KEY REFERENCES tenants(id) ON DELETE CASCADE,
+    tenant_id TEXT NOT NULL PRIMARY KEY REFERENCES tenants(id) ON DELETE CASCADE,
     policy_id TEXT NOT NULL REFERENCES policies(id),
     updated_at TIMESTAMP NOT NULL
 );
