@@ -82,4 +82,10 @@ typed_id!(
     ApiKeyId,
     /// Id of an operator (platform or reseller staff).
     OperatorId,
+    /// Id of an inbound message's log entry (also the SMTP queue id).
+    MessageLogId,
+    /// Id of one recipient's copy of a message (quarantine and retention store).
+    MessageId,
+    /// Id (and idempotency key) of a queued job.
+    JobId,
 );

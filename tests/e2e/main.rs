@@ -5,3 +5,4 @@ mod common;
 mod foundation;
 mod import;
 mod isolation;
+mod mail;
