@@ -167,7 +167,7 @@ async fn wait_for_messages(
     found
 }
 
-fn header<'a>(message: &'a SinkMessage, name: &str) -> Option<String> {
+fn header(message: &SinkMessage, name: &str) -> Option<String> {
     let text = message.text();
     text.split("\r\n\r\n")
         .next()

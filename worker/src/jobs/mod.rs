@@ -160,7 +160,7 @@ impl Worker {
         while !shutdown.is_cancelled() {
             let free = slots.available_permits();
             if free == 0 {
-                let _ = slots.acquire().await.map(|permit| drop(permit));
+                let _ = slots.acquire().await.map(drop);
                 continue;
             }
             let claimed = jobs::claim(
