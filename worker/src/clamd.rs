@@ -79,7 +79,9 @@ impl ClamdClient {
             .map_err(|e| ScanError::Unavailable(e.to_string()))?;
         match Self::reply(&mut stream)?.as_str() {
             "PONG" => Ok(()),
-            other => Err(ScanError::Protocol(format!("unexpected PING reply {other:?}"))),
+            other => Err(ScanError::Protocol(format!(
+                "unexpected PING reply {other:?}"
+            ))),
         }
     }
 }
@@ -148,7 +150,8 @@ mod tests {
         let clean = b"From: a@b.example\r\nSubject: hi\r\n\r\nNothing to see here.\r\n";
         assert_eq!(client.scan(clean).unwrap(), ScanOutcome::Clean);
         // The custom signature installed by .ci/start-clamd.
-        let infected = b"From: a@b.example\r\nSubject: hi\r\n\r\nCLEANMAIL-CLAMD-TEST-SIGNATURE-7f3a\r\n";
+        let infected =
+            b"From: a@b.example\r\nSubject: hi\r\n\r\nCLEANMAIL-CLAMD-TEST-SIGNATURE-7f3a\r\n";
         match client.scan(infected).unwrap() {
             ScanOutcome::Infected(name) => assert!(name.contains("Cleanmail"), "{name}"),
             ScanOutcome::Clean => panic!("the test signature was not detected"),
