@@ -29,6 +29,8 @@ struct Raw {
     regions: Vec<String>,
     jwt_secret: Option<String>,
     smtp_hostname: String,
+    smtp_max_message_size: usize,
+    smtp_max_connections_per_ip: usize,
     smtp_tls_cert: Option<PathBuf>,
     smtp_tls_key: Option<PathBuf>,
     blob_dir: Option<PathBuf>,
@@ -51,6 +53,8 @@ impl Default for Raw {
             regions: vec!["ch".to_owned()],
             jwt_secret: None,
             smtp_hostname: "localhost".to_owned(),
+            smtp_max_message_size: 25 * 1024 * 1024,
+            smtp_max_connections_per_ip: 20,
             smtp_tls_cert: None,
             smtp_tls_key: None,
             blob_dir: None,
@@ -77,6 +81,10 @@ pub struct Config {
     jwt_secret: Option<SecretString>,
     /// Name in the SMTP greeting, `Received:` headers, EHLO downstream and DSNs.
     pub smtp_hostname: String,
+    /// Largest message accepted over SMTP, in bytes.
+    pub smtp_max_message_size: usize,
+    /// Most simultaneous SMTP connections from one client IP.
+    pub smtp_max_connections_per_ip: usize,
     /// STARTTLS certificate and key (PEM); a self-signed certificate when unset.
     pub smtp_tls: Option<(PathBuf, PathBuf)>,
     /// Folder of the local blob store (default `<data-dir>/blobs`).
@@ -170,6 +178,8 @@ impl Config {
             blob_dir: raw.blob_dir.unwrap_or_else(|| raw.data_dir.join("blobs")),
             blob_fsync: raw.blob_fsync,
             smtp_hostname: raw.smtp_hostname,
+            smtp_max_message_size: raw.smtp_max_message_size,
+            smtp_max_connections_per_ip: raw.smtp_max_connections_per_ip.max(1),
             smtp_tls,
             outbound_relay,
             delivery_initial_retry: Duration::from_millis(raw.delivery_initial_retry_ms.max(1)),

@@ -226,6 +226,8 @@ async fn serve(config: Config, roles: Vec<Role>) -> anyhow::Result<()> {
                 },
                 None => TlsSetting::SelfSigned,
             },
+            max_message_size: config.smtp_max_message_size,
+            max_connections_per_ip: config.smtp_max_connections_per_ip,
             ..SmtpConfig::default()
         };
         let server = SmtpServer::bind(smtp_config, Arc::new(handler))

@@ -25,6 +25,7 @@ use crate::policy::effective_policy_for;
 /// Runs a batch of claimed ingest jobs and records them together.
 pub async fn run_batch(worker: &Worker, batch: Vec<Job>) -> anyhow::Result<()> {
     let mut outcomes = Vec::with_capacity(batch.len());
+    let attempts: BTreeMap<JobId, i32> = batch.iter().map(|j| (j.id.clone(), j.attempts)).collect();
     for job in batch {
         match serde_json::from_str::<IngestMessage>(&job.payload) {
             Ok(message) => outcomes.push(plan(job.id, &message)),
@@ -38,10 +39,50 @@ pub async fn run_batch(worker: &Worker, batch: Vec<Job>) -> anyhow::Result<()> {
         }
     }
     let deliveries = outcomes.iter().map(|o| o.jobs.len()).sum::<usize>();
-    let recorded = record_ingest(&worker.db, &worker.id, &outcomes).await?;
-    debug!(recorded, deliveries, "ingest batch recorded");
+    match record_ingest(&worker.db, &worker.id, &outcomes).await {
+        Ok(recorded) => debug!(recorded, deliveries, "ingest batch recorded"),
+        Err(err) if outcomes.len() > 1 => {
+            // One bad job (say, its user was deleted meanwhile) must not hold up the rest:
+            // record them one by one and park the ones that fail.
+            warn!(error = %err, "ingest batch failed, recording jobs one by one");
+            for outcome in &outcomes {
+                record_one(worker, outcome, &attempts).await?;
+            }
+        }
+        Err(_) => {
+            if let Some(outcome) = outcomes.first() {
+                record_one(worker, outcome, &attempts).await?;
+            }
+        }
+    }
     if deliveries > 0 {
         worker.delivery_ready.notify_one();
+    }
+    Ok(())
+}
+
+/// Records one job; on failure reschedules it with a growing delay (up to an hour).
+async fn record_one(
+    worker: &Worker,
+    outcome: &IngestOutcome,
+    attempts: &BTreeMap<JobId, i32>,
+) -> anyhow::Result<()> {
+    if let Err(err) = record_ingest(&worker.db, &worker.id, std::slice::from_ref(outcome)).await {
+        let attempts = attempts
+            .get(&outcome.job_id)
+            .copied()
+            .unwrap_or(1)
+            .clamp(1, 12);
+        let delay = TimeDelta::seconds((1i64 << attempts).min(3600));
+        warn!(job = %outcome.job_id, error = %err, "ingest job failed, retrying later");
+        job_store::retry_later(
+            &worker.db,
+            &outcome.job_id,
+            &worker.id,
+            cleanmail_schema::now() + delay,
+            &err.to_string(),
+        )
+        .await?;
     }
     Ok(())
 }
