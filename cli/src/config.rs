@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context;
 use figment::Figment;
@@ -28,6 +29,19 @@ struct Raw {
     #[serde(deserialize_with = "list_or_comma_separated")]
     regions: Vec<String>,
     jwt_secret: Option<String>,
+    smtp_hostname: String,
+    smtp_max_message_size: usize,
+    smtp_max_connections_per_ip: usize,
+    smtp_tls_cert: Option<PathBuf>,
+    smtp_tls_key: Option<PathBuf>,
+    blob_dir: Option<PathBuf>,
+    blob_fsync: bool,
+    outbound_relay: Option<String>,
+    delivery_initial_retry_ms: u64,
+    delivery_max_retry_ms: u64,
+    delivery_max_age_secs: u64,
+    job_lease_secs: u64,
+    purge_interval_secs: u64,
 }
 
 /// Accepts `["ch", "li"]` (TOML) as well as `ch,li` (an environment variable).
@@ -55,6 +69,19 @@ impl Default for Raw {
             smtp_addr: "127.0.0.1:2525".parse().expect("valid default address"),
             regions: vec!["ch".to_owned()],
             jwt_secret: None,
+            smtp_hostname: "localhost".to_owned(),
+            smtp_max_message_size: 25 * 1024 * 1024,
+            smtp_max_connections_per_ip: 20,
+            smtp_tls_cert: None,
+            smtp_tls_key: None,
+            blob_dir: None,
+            blob_fsync: true,
+            outbound_relay: None,
+            delivery_initial_retry_ms: 60_000,
+            delivery_max_retry_ms: 3_600_000,
+            delivery_max_age_secs: 5 * 24 * 3600,
+            job_lease_secs: 30,
+            purge_interval_secs: 3600,
         }
     }
 }
@@ -65,11 +92,33 @@ pub struct Config {
     pub data_dir: PathBuf,
     database_url: Option<String>,
     pub http_addr: SocketAddr,
-    #[allow(dead_code, reason = "used once the SMTP listener is wired in")]
     pub smtp_addr: SocketAddr,
     /// Data-residency regions this deployment serves (lowercase, e.g. `ch`).
     pub regions: Vec<String>,
     jwt_secret: Option<SecretString>,
+    /// Name in the SMTP greeting, `Received:` headers, EHLO downstream and DSNs.
+    pub smtp_hostname: String,
+    /// Largest message accepted over SMTP, in bytes.
+    pub smtp_max_message_size: usize,
+    /// Most simultaneous SMTP connections from one client IP.
+    pub smtp_max_connections_per_ip: usize,
+    /// STARTTLS certificate and key (PEM); a self-signed certificate when unset.
+    pub smtp_tls: Option<(PathBuf, PathBuf)>,
+    /// Folder of the local blob store (default `<data-dir>/blobs`).
+    pub blob_dir: PathBuf,
+    /// `fsync` message blobs before their acceptance commits (power-loss durability).
+    pub blob_fsync: bool,
+    /// `host:port` that sends DSNs to senders; unset: DSNs are recorded as undeliverable.
+    pub outbound_relay: Option<String>,
+    /// Backoff of temporary delivery failures.
+    pub delivery_initial_retry: Duration,
+    pub delivery_max_retry: Duration,
+    /// How long delivery is retried before the sender gets a DSN.
+    pub delivery_max_age: Duration,
+    /// Lease of a claimed job (renewed while its worker lives).
+    pub job_lease: Duration,
+    /// How often expired quarantine and retention copies are purged.
+    pub purge_interval: Duration,
 }
 
 impl Config {
@@ -122,7 +171,39 @@ impl Config {
             !regions.is_empty(),
             "configuration: `regions` must name at least one region"
         );
+        let smtp_tls = match (raw.smtp_tls_cert, raw.smtp_tls_key) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            _ => {
+                anyhow::bail!("configuration: set both smtp_tls_cert and smtp_tls_key, or neither")
+            }
+        };
+        let outbound_relay = raw.outbound_relay.filter(|r| !r.trim().is_empty());
+        if let Some(relay) = &outbound_relay {
+            anyhow::ensure!(
+                relay
+                    .rsplit_once(':')
+                    .is_some_and(|(_, port)| port.parse::<u16>().is_ok()),
+                "configuration: outbound_relay must be host:port (got {relay})"
+            );
+        }
+        anyhow::ensure!(
+            raw.job_lease_secs >= 3,
+            "configuration: job_lease_secs must be at least 3"
+        );
         Ok(Self {
+            blob_dir: raw.blob_dir.unwrap_or_else(|| raw.data_dir.join("blobs")),
+            blob_fsync: raw.blob_fsync,
+            smtp_hostname: raw.smtp_hostname,
+            smtp_max_message_size: raw.smtp_max_message_size,
+            smtp_max_connections_per_ip: raw.smtp_max_connections_per_ip.max(1),
+            smtp_tls,
+            outbound_relay,
+            delivery_initial_retry: Duration::from_millis(raw.delivery_initial_retry_ms.max(1)),
+            delivery_max_retry: Duration::from_millis(raw.delivery_max_retry_ms.max(1)),
+            delivery_max_age: Duration::from_secs(raw.delivery_max_age_secs),
+            job_lease: Duration::from_secs(raw.job_lease_secs),
+            purge_interval: Duration::from_secs(raw.purge_interval_secs.max(1)),
             data_dir: raw.data_dir,
             database_url: raw.database_url.filter(|u| !u.trim().is_empty()),
             http_addr: raw.http_addr,

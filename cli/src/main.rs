@@ -1,5 +1,5 @@
-//! The `cleanmail` binary: one process that serves the API (and, as they land, SMTP and the
-//! workers), plus operator commands.
+//! The `cleanmail` binary: one process that serves the API, the SMTP listener and the job
+//! workers (or any of them alone with `--role`), plus operator commands.
 
 mod config;
 mod eval;
@@ -8,8 +8,16 @@ mod train;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use std::sync::Arc;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use cleanmail_worker::blobs::BlobStore;
+use cleanmail_worker::delivery::RetryPolicy;
+use cleanmail_worker::ingest::{Committer, IngestHandler, IngestSettings};
+use cleanmail_worker::jobs::{Worker, WorkerSettings};
+use cleanmail_worker::smtp::{SmtpConfig, SmtpServer, TlsSetting};
+use tokio_util::sync::CancellationToken;
 
 use crate::config::{CliOverrides, Config};
 
@@ -38,7 +46,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the platform: HTTP API (REST, GraphQL, docs) in one process.
+    /// Run the platform: HTTP API (REST, GraphQL, docs), SMTP listener and job workers.
     Serve {
         /// Address for the HTTP API (default `127.0.0.1:8080`).
         #[arg(long = "http", env = "CLEANMAIL_HTTP_ADDR")]
@@ -46,6 +54,9 @@ enum Command {
         /// Address for the inbound SMTP listener (default `127.0.0.1:2525`).
         #[arg(long = "smtp", env = "CLEANMAIL_SMTP_ADDR")]
         smtp_addr: Option<SocketAddr>,
+        /// Parts to run: `api`, `smtp`, `worker` (repeat or comma-separate; default all).
+        #[arg(long = "role", env = "CLEANMAIL_ROLE", value_delimiter = ',')]
+        roles: Vec<Role>,
     },
     /// Create or upgrade the database schema, then exit.
     Migrate,
@@ -74,6 +85,17 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+}
+
+/// One part of the platform that `serve` can run alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Role {
+    /// The HTTP API (REST, GraphQL, docs).
+    Api,
+    /// The inbound SMTP listener (filtering and durable acceptance).
+    Smtp,
+    /// The job workers (ingest, delivery, purge).
+    Worker,
 }
 
 #[derive(Debug, Subcommand)]
@@ -119,9 +141,9 @@ fn main() -> anyhow::Result<()> {
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     match command {
-        Command::Serve { .. } => {
+        Command::Serve { roles, .. } => {
             init_tracing();
-            serve(config).await
+            serve(config, roles).await
         }
         Command::Migrate => {
             init_tracing();
@@ -154,29 +176,121 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     }
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(config: Config, roles: Vec<Role>) -> anyhow::Result<()> {
+    let roles = if roles.is_empty() {
+        vec![Role::Api, Role::Smtp, Role::Worker]
+    } else {
+        roles
+    };
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
     let db = cleanmail_schema::Db::connect(&config.database_url()).await?;
     db.migrate().await.context("migrating the database")?;
-    let state = cleanmail_api::AppState::builder(db)
-        .jwt_secret(config.jwt_secret()?)
-        .regions(config.regions.clone())
-        .build();
-    let app = cleanmail_api::router(state);
-    let listener = tokio::net::TcpListener::bind(config.http_addr)
-        .await
-        .with_context(|| format!("binding HTTP on {}", config.http_addr))?;
-    let local = listener.local_addr()?;
-    tracing::info!(
-        http = %format!("http://{local}"),
-        database = %config.database_label(),
-        "cleanmail listening: REST /api/v1, GraphQL /graphql, docs /docs"
-    );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving HTTP")
+    let shutdown = CancellationToken::new();
+    let mut tasks = Vec::new();
+    let ingest_ready = Arc::new(tokio::sync::Notify::new());
+    let needs_blobs = roles.contains(&Role::Smtp) || roles.contains(&Role::Worker);
+    let blobs = if needs_blobs {
+        Some(
+            BlobStore::local(&config.blob_dir)
+                .with_context(|| format!("opening blob store {}", config.blob_dir.display()))?,
+        )
+    } else {
+        None
+    };
+
+    if let (true, Some(blobs)) = (roles.contains(&Role::Smtp), &blobs) {
+        let committer = Committer::spawn(
+            db.clone(),
+            blobs.clone(),
+            config.blob_fsync,
+            Arc::clone(&ingest_ready),
+        );
+        let engine = Arc::new(cleanmail_core::Engine::default());
+        let handler = IngestHandler::new(
+            db.clone(),
+            engine,
+            blobs.clone(),
+            committer,
+            IngestSettings {
+                fsync_blobs: config.blob_fsync,
+            },
+        );
+        let smtp_config = SmtpConfig {
+            listen: config.smtp_addr,
+            hostname: config.smtp_hostname.clone(),
+            tls: match &config.smtp_tls {
+                Some((cert_path, key_path)) => TlsSetting::PemFiles {
+                    cert_path: cert_path.clone(),
+                    key_path: key_path.clone(),
+                },
+                None => TlsSetting::SelfSigned,
+            },
+            max_message_size: config.smtp_max_message_size,
+            max_connections_per_ip: config.smtp_max_connections_per_ip,
+            ..SmtpConfig::default()
+        };
+        let server = SmtpServer::bind(smtp_config, Arc::new(handler))
+            .await
+            .context("starting the SMTP listener")?;
+        tracing::info!(smtp = %server.local_addr(), "cleanmail smtp listening");
+        tasks.push(tokio::spawn(server.run(shutdown.clone())));
+    }
+
+    if let (true, Some(blobs)) = (roles.contains(&Role::Worker), &blobs) {
+        let settings = WorkerSettings {
+            hostname: config.smtp_hostname.clone(),
+            retry: RetryPolicy {
+                initial_delay: config.delivery_initial_retry,
+                max_delay: config.delivery_max_retry,
+                max_age: config.delivery_max_age,
+            },
+            outbound_relay: config.outbound_relay.clone(),
+            lease: config.job_lease,
+            purge_interval: config.purge_interval,
+            ..WorkerSettings::default()
+        };
+        let worker = Worker::new(
+            db.clone(),
+            blobs.clone(),
+            settings,
+            Arc::clone(&ingest_ready),
+        );
+        tasks.push(tokio::spawn(worker.run(shutdown.clone())));
+    }
+
+    if roles.contains(&Role::Api) {
+        let state = cleanmail_api::AppState::builder(db)
+            .jwt_secret(config.jwt_secret()?)
+            .regions(config.regions.clone())
+            .build();
+        let app = cleanmail_api::router(state);
+        let listener = tokio::net::TcpListener::bind(config.http_addr)
+            .await
+            .with_context(|| format!("binding HTTP on {}", config.http_addr))?;
+        let local = listener.local_addr()?;
+        tracing::info!(
+            http = %format!("http://{local}"),
+            database = %config.database_label(),
+            "cleanmail listening: REST /api/v1, GraphQL /graphql, docs /docs"
+        );
+        let stop = shutdown.clone();
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                shutdown_signal().await;
+                stop.cancel();
+            })
+            .await
+            .context("serving HTTP")?;
+    } else {
+        tracing::info!(database = %config.database_label(), ?roles, "cleanmail running");
+        shutdown_signal().await;
+    }
+    shutdown.cancel();
+    for task in tasks {
+        let _ = task.await;
+    }
+    Ok(())
 }
 
 async fn shutdown_signal() {

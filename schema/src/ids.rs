@@ -84,4 +84,10 @@ typed_id!(
     OperatorId,
     /// Id of a filtering policy.
     PolicyId,
+    /// Id of an inbound message's log entry (also the SMTP queue id).
+    MessageLogId,
+    /// Id of one recipient's copy of a message (quarantine and retention store).
+    MessageId,
+    /// Id (and idempotency key) of a queued job.
+    JobId,
 );

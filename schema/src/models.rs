@@ -4,7 +4,10 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use crate::tables::*;
-use crate::{AliasId, ApiKeyId, DomainId, OperatorId, PolicyId, ResellerId, TenantId, UserId};
+use crate::{
+    AliasId, ApiKeyId, DomainId, JobId, MessageId, MessageLogId, OperatorId, PolicyId, ResellerId,
+    TenantId, UserId,
+};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = resellers)]
@@ -211,4 +214,137 @@ pub struct UserPolicyOverrides {
     pub tenant_id: TenantId,
     pub overrides: String,
     pub updated_at: NaiveDateTime,
+}
+
+/// A queued job (see [`crate::store::jobs`]).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = jobs)]
+pub struct Job {
+    pub id: JobId,
+    pub kind: String,
+    pub tenant_id: Option<TenantId>,
+    pub payload: String,
+    pub blob_key: Option<String>,
+    pub run_at: NaiveDateTime,
+    pub attempts: i32,
+    pub locked_by: Option<String>,
+    pub locked_until: Option<NaiveDateTime>,
+    pub last_error: Option<String>,
+    pub created_at: NaiveDateTime,
+}
+
+impl Job {
+    /// A job ready to run at `run_at`, never attempted.
+    pub fn new(
+        id: JobId,
+        kind: &str,
+        tenant_id: Option<TenantId>,
+        payload: String,
+        blob_key: Option<String>,
+        run_at: NaiveDateTime,
+    ) -> Self {
+        Self {
+            id,
+            kind: kind.to_owned(),
+            tenant_id,
+            payload,
+            blob_key,
+            run_at,
+            attempts: 0,
+            locked_by: None,
+            locked_until: None,
+            last_error: None,
+            created_at: crate::now(),
+        }
+    }
+}
+
+/// One inbound message (for one tenant) in the message log.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = message_log)]
+pub struct MessageLogEntry {
+    pub id: MessageLogId,
+    pub tenant_id: TenantId,
+    pub mail_from: String,
+    /// JSON array of the envelope recipients.
+    pub rcpt_to: String,
+    pub client_ip: String,
+    pub helo: String,
+    pub tls: bool,
+    pub from_header: String,
+    pub subject: String,
+    pub message_id_header: String,
+    pub size_bytes: i64,
+    pub score: f64,
+    pub category: String,
+    /// JSON of the engine's verdict.
+    pub verdict: String,
+    /// JSON array of per-recipient actions as carried out.
+    pub actions: String,
+    pub state: String,
+    pub delivery_attempts: i32,
+    pub last_response: Option<String>,
+    pub blob_key: Option<String>,
+    pub received_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// One recipient mailbox's copy of an inbound message: quarantined, or delivered and kept
+/// in the retention store until `expires_at`.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = messages)]
+pub struct Message {
+    pub id: MessageId,
+    pub tenant_id: TenantId,
+    pub domain_id: DomainId,
+    pub user_id: UserId,
+    pub log_id: MessageLogId,
+    /// The envelope recipient this copy is for (the user's address or one of its aliases).
+    pub recipient: String,
+    pub mail_from: String,
+    /// JSON array of the envelope recipients.
+    pub rcpt_to: String,
+    pub from_header: String,
+    pub subject: String,
+    pub message_id_header: String,
+    pub size_bytes: i64,
+    pub score: f64,
+    pub category: String,
+    /// `deliver`, `deliver_tagged`, `quarantine` or `reject` (kept in quarantine).
+    pub action: String,
+    /// JSON of the engine's verdict (symbols, explanation).
+    pub verdict: String,
+    /// `quarantined`, `queued`, `deferred`, `delivered` or `bounced`.
+    pub state: String,
+    pub blob_key: String,
+    pub last_response: Option<String>,
+    pub received_at: NaiveDateTime,
+    pub expires_at: Option<NaiveDateTime>,
+    pub updated_at: NaiveDateTime,
+}
+
+impl Message {
+    /// State of a message held in quarantine.
+    pub const QUARANTINED: &'static str = "quarantined";
+
+    /// Filter: messages held in quarantine.
+    pub fn quarantined() -> diesel::dsl::Eq<messages::state, &'static str> {
+        use diesel::ExpressionMethods as _;
+        messages::state.eq(Self::QUARANTINED)
+    }
+}
+
+/// Counts to add to one domain's traffic counters for one hour.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = traffic_counters)]
+pub struct TrafficCounter {
+    pub domain_id: DomainId,
+    pub hour: NaiveDateTime,
+    pub tenant_id: TenantId,
+    pub clean: i64,
+    pub newsletter: i64,
+    pub spam: i64,
+    pub phishing: i64,
+    pub virus: i64,
+    pub rejected: i64,
 }

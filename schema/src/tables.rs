@@ -140,11 +140,96 @@ table! {
     }
 }
 
+
+table! {
+    jobs (id) {
+        id -> Text,
+        kind -> Text,
+        tenant_id -> Nullable<Text>,
+        payload -> Text,
+        blob_key -> Nullable<Text>,
+        run_at -> Timestamp,
+        attempts -> Integer,
+        locked_by -> Nullable<Text>,
+        locked_until -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+table! {
+    message_log (id) {
+        id -> Text,
+        tenant_id -> Text,
+        mail_from -> Text,
+        rcpt_to -> Text,
+        client_ip -> Text,
+        helo -> Text,
+        tls -> Bool,
+        from_header -> Text,
+        subject -> Text,
+        message_id_header -> Text,
+        size_bytes -> BigInt,
+        score -> Double,
+        category -> Text,
+        verdict -> Text,
+        actions -> Text,
+        state -> Text,
+        delivery_attempts -> Integer,
+        last_response -> Nullable<Text>,
+        blob_key -> Nullable<Text>,
+        received_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+table! {
+    messages (id) {
+        id -> Text,
+        tenant_id -> Text,
+        domain_id -> Text,
+        user_id -> Text,
+        log_id -> Text,
+        recipient -> Text,
+        mail_from -> Text,
+        rcpt_to -> Text,
+        from_header -> Text,
+        subject -> Text,
+        message_id_header -> Text,
+        size_bytes -> BigInt,
+        score -> Double,
+        category -> Text,
+        action -> Text,
+        verdict -> Text,
+        state -> Text,
+        blob_key -> Text,
+        last_response -> Nullable<Text>,
+        received_at -> Timestamp,
+        expires_at -> Nullable<Timestamp>,
+        updated_at -> Timestamp,
+    }
+}
+
+table! {
+    traffic_counters (domain_id, hour) {
+        domain_id -> Text,
+        hour -> Timestamp,
+        tenant_id -> Text,
+        clean -> BigInt,
+        newsletter -> BigInt,
+        spam -> BigInt,
+        phishing -> BigInt,
+        virus -> BigInt,
+        rejected -> BigInt,
+    }
+}
+
 joinable!(tenants -> resellers (reseller_id));
 joinable!(tenant_policies -> policies (policy_id));
 joinable!(domains -> tenants (tenant_id));
 joinable!(users -> domains (domain_id));
 joinable!(aliases -> users (user_id));
+joinable!(messages -> message_log (log_id));
 
 allow_tables_to_appear_in_same_query!(
     resellers,
@@ -159,4 +244,8 @@ allow_tables_to_appear_in_same_query!(
     tenant_policies,
     domain_policy_overrides,
     user_policy_overrides,
+    jobs,
+    message_log,
+    messages,
+    traffic_counters,
 );

@@ -124,56 +124,64 @@ fn uuid_like() -> String {
 pub struct Server {
     child: Child,
     pub base: String,
+    /// The SMTP listener's address.
+    pub smtp: std::net::SocketAddr,
     pub db: TestDb,
     pub data_dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
+    log: Arc<Mutex<Vec<String>>>,
 }
+
+/// Settings every test server gets: short delivery retries and job leases.
+const TEST_ENV: &[(&str, &str)] = &[
+    ("CLEANMAIL_DELIVERY_INITIAL_RETRY_MS", "300"),
+    ("CLEANMAIL_DELIVERY_MAX_RETRY_MS", "1000"),
+    ("CLEANMAIL_JOB_LEASE_SECS", "3"),
+    ("CLEANMAIL_SMTP_HOSTNAME", "mx.cleanmail.test"),
+];
 
 impl Server {
     pub async fn start(backend: Backend) -> Self {
+        Self::start_with(backend, &[]).await
+    }
+
+    /// Starts a server with extra environment variables.
+    pub async fn start_with(backend: Backend, env: &[(&str, &str)]) -> Self {
         let data_dir = tempfile::tempdir().unwrap();
         let db = TestDb::new(backend, data_dir.path()).await;
-        let mut child = Command::new(BIN)
-            .args(["serve", "--http", "127.0.0.1:0", "--smtp", "127.0.0.1:0"])
-            .env("DATABASE_URL", &db.url)
-            .env("CLEANMAIL_DATA_DIR", data_dir.path())
-            .env("CLEANMAIL_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starting cleanmail serve");
-        let stderr = child.stderr.take().unwrap();
+        let env: Vec<(String, String)> = TEST_ENV
+            .iter()
+            .chain(env)
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("cleanmail listening")
-                    && let Some(at) = line.find("http://")
-                {
-                    let addr: String = line[at..]
-                        .chars()
-                        .take_while(|c| !c.is_whitespace())
-                        .collect();
-                    let _ = tx.send(strip_ansi(&addr));
-                }
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let base = rx
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|_| {
-                panic!(
-                    "server did not start; log:\n{}",
-                    log.lock().unwrap().join("\n")
-                )
-            });
+        let (child, base, smtp) = spawn(&db.url, data_dir.path(), &env, &log);
         Self {
             child,
             base,
+            smtp,
             db,
             data_dir,
+            env,
+            log,
         }
+    }
+
+    /// Kills the process with SIGKILL (no shutdown at all) and starts it again on the same
+    /// database and data dir; the listeners get new ports.
+    pub fn kill_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (child, base, smtp) = spawn(&self.db.url, self.data_dir.path(), &self.env, &self.log);
+        self.child = child;
+        self.base = base;
+        self.smtp = smtp;
+    }
+
+    /// The server's log so far.
+    #[allow(dead_code, reason = "used by suites as they need it")]
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
     }
 
     /// Runs `cleanmail admin create` against this server's database and returns the key.
@@ -213,6 +221,65 @@ impl Server {
             token: None,
         }
     }
+}
+
+/// Starts `cleanmail serve` and waits for its HTTP and SMTP addresses.
+fn spawn(
+    url: &str,
+    data_dir: &Path,
+    env: &[(String, String)],
+    log: &Arc<Mutex<Vec<String>>>,
+) -> (Child, String, std::net::SocketAddr) {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--http", "127.0.0.1:0", "--smtp", "127.0.0.1:0"])
+        .env("DATABASE_URL", url)
+        .env("CLEANMAIL_DATA_DIR", data_dir)
+        .env("CLEANMAIL_LOG", "info")
+        .env("NO_COLOR", "1")
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting cleanmail serve");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let clean = strip_ansi(&line);
+            if clean.contains("cleanmail smtp listening")
+                && let Some(at) = clean.find("smtp=")
+            {
+                let addr: String = clean[at + 5..]
+                    .chars()
+                    .take_while(|c| !c.is_whitespace())
+                    .collect();
+                let _ = tx.send((true, addr));
+            } else if clean.contains("cleanmail listening")
+                && let Some(at) = clean.find("http://")
+            {
+                let addr: String = clean[at..]
+                    .chars()
+                    .take_while(|c| !c.is_whitespace())
+                    .collect();
+                let _ = tx.send((false, addr));
+            }
+            sink.lock().unwrap().push(line);
+        }
+    });
+    let mut base = None;
+    let mut smtp = None;
+    while base.is_none() || smtp.is_none() {
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok((true, addr)) => smtp = Some(addr.parse().expect("smtp address")),
+            Ok((false, addr)) => base = Some(addr),
+            Err(_) => panic!(
+                "server did not start; log:\n{}",
+                log.lock().unwrap().join("\n")
+            ),
+        }
+    }
+    (child, base.unwrap(), smtp.unwrap())
 }
 
 impl Drop for Server {

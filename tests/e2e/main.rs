@@ -6,3 +6,4 @@ mod foundation;
 mod import;
 mod isolation;
 mod policies;
+mod mail;

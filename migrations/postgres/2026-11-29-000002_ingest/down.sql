@@ -1,0 +1,4 @@
+DROP TABLE traffic_counters;
+DROP TABLE messages;
+DROP TABLE message_log;
+DROP TABLE jobs;

@@ -1,0 +1,173 @@
+//! A small transactional job queue in the application database.
+//!
+//! Why not a job library: acceptance at SMTP time must commit the ingest job in the same
+//! group-committed transaction as everything else, and each job must record its effects
+//! and remove itself in one transaction (exactly-once effects in the database). Both need
+//! the job row in the diesel connection's transaction, which an external queue with its own
+//! pool cannot join.
+//!
+//! - A job's `id` is its idempotency key; enqueueing the same id twice keeps one row.
+//! - Workers [`claim`] due jobs under a lease (`locked_by`, `locked_until`), with
+//!   `FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite has a single writer connection.
+//!   A running worker extends its leases ([`heartbeat`]); a crashed worker's jobs become
+//!   claimable again when the lease runs out.
+//! - A job finishes by deleting its row (`id` and `locked_by` must match, see
+//!   [`delete_claimed`]) in the transaction that records its effects, or is rescheduled with
+//!   [`retry_later`].
+
+use std::time::Duration;
+
+use chrono::NaiveDateTime;
+use diesel::{
+    BoolExpressionMethods as _, ExpressionMethods as _, QueryDsl as _, SelectableHelper as _,
+};
+
+use crate::db::with_conn;
+use crate::models::Job;
+use crate::tables::jobs;
+use crate::{Db, JobId, Pool, StoreError};
+
+fn lease_end(lease: Duration) -> NaiveDateTime {
+    crate::now() + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(60))
+}
+
+/// Adds jobs; a job whose id is already queued is left as it is.
+pub async fn enqueue(db: &Db, new_jobs: &[Job]) -> Result<(), StoreError> {
+    with_conn!(db, conn => {
+        for job in new_jobs {
+            diesel::insert_into(jobs::table)
+                .values(job)
+                .on_conflict_do_nothing()
+                .execute(conn)
+                .await?;
+        }
+        Ok(())
+    })
+}
+
+/// Takes up to `limit` due jobs of the given kinds for `worker`, oldest first, leasing them
+/// for `lease` and counting the attempt.
+pub async fn claim(
+    db: &Db,
+    kinds: &[&str],
+    worker: &str,
+    limit: i64,
+    lease: Duration,
+) -> Result<Vec<Job>, StoreError> {
+    let now = crate::now();
+    let until = lease_end(lease);
+    let kinds: Vec<String> = kinds.iter().map(|k| (*k).to_owned()).collect();
+    macro_rules! claim_body {
+        ($conn:ident, $lock:ident) => {{
+            $conn
+                .transaction(async |conn| {
+                    let due = jobs::table
+                        .filter(jobs::kind.eq_any(kinds.clone()))
+                        .filter(jobs::run_at.le(now))
+                        .filter(jobs::locked_until.is_null().or(jobs::locked_until.lt(now)))
+                        .order(jobs::run_at.asc())
+                        .limit(limit)
+                        .select(jobs::id);
+                    let ids: Vec<JobId> = claim_body!(@lock $lock, due).load(conn).await?;
+                    if ids.is_empty() {
+                        return Ok::<_, StoreError>(Vec::new());
+                    }
+                    diesel::update(jobs::table.filter(jobs::id.eq_any(ids.clone())))
+                        .set((
+                            jobs::locked_by.eq(worker),
+                            jobs::locked_until.eq(until),
+                            jobs::attempts.eq(jobs::attempts + 1),
+                        ))
+                        .execute(conn)
+                        .await?;
+                    Ok(jobs::table
+                        .filter(jobs::id.eq_any(ids))
+                        .order(jobs::run_at.asc())
+                        .select(Job::as_select())
+                        .load(conn)
+                        .await?)
+                })
+                .await
+        }};
+        (@lock skip_locked, $query:expr) => { $query.for_update().skip_locked() };
+        (@lock none, $query:expr) => { $query };
+    }
+    use diesel_async::{AsyncConnection as _, RunQueryDsl as _};
+    match db.pool() {
+        Pool::Postgres(pool) => {
+            let mut conn = pool.get().await.map_err(StoreError::pool_error)?;
+            claim_body!(conn, skip_locked)
+        }
+        // One pooled connection: claims are serialised, no row locks needed.
+        Pool::Sqlite(pool) => {
+            let mut conn = pool.get().await.map_err(StoreError::pool_error)?;
+            claim_body!(conn, none)
+        }
+    }
+}
+
+/// Extends the lease of every job `worker` holds.
+pub async fn heartbeat(db: &Db, worker: &str, lease: Duration) -> Result<usize, StoreError> {
+    let until = lease_end(lease);
+    with_conn!(db, conn => {
+        Ok(diesel::update(jobs::table.filter(jobs::locked_by.eq(worker)))
+            .set(jobs::locked_until.eq(until))
+            .execute(conn)
+            .await?)
+    })
+}
+
+/// Releases a claimed job to run again at `run_at`, keeping the error for operators.
+/// Returns false when `worker` no longer holds the job.
+pub async fn retry_later(
+    db: &Db,
+    id: &JobId,
+    worker: &str,
+    run_at: NaiveDateTime,
+    error: &str,
+) -> Result<bool, StoreError> {
+    with_conn!(db, conn => {
+        let updated = diesel::update(
+            jobs::table.filter(jobs::id.eq(id.clone())).filter(jobs::locked_by.eq(worker)),
+        )
+        .set((
+            jobs::run_at.eq(run_at),
+            jobs::locked_by.eq(None::<String>),
+            jobs::locked_until.eq(None::<NaiveDateTime>),
+            jobs::last_error.eq(Some(error)),
+        ))
+        .execute(conn)
+        .await?;
+        Ok(updated == 1)
+    })
+}
+
+/// Deletes a job `worker` holds, inside the caller's transaction; false when the lease was
+/// lost (the caller must then roll back or skip the job's effects).
+macro_rules! delete_claimed {
+    ($conn:ident, $id:expr, $worker:expr) => {{
+        let deleted = diesel::delete(
+            $crate::tables::jobs::table
+                .filter($crate::tables::jobs::id.eq($id.clone()))
+                .filter($crate::tables::jobs::locked_by.eq($worker)),
+        )
+        .execute($conn)
+        .await?;
+        deleted == 1
+    }};
+}
+pub(crate) use delete_claimed;
+
+/// Number of queued jobs of a kind (for tests and health checks).
+pub async fn count(db: &Db, kind: &str) -> Result<i64, StoreError> {
+    with_conn!(db, conn => {
+        Ok(jobs::table.filter(jobs::kind.eq(kind)).count().get_result(conn).await?)
+    })
+}
+
+/// Removes a job `worker` holds that has no effects to record with it.
+pub async fn finish(db: &Db, id: &JobId, worker: &str) -> Result<bool, StoreError> {
+    with_conn!(db, conn => {
+        Ok(delete_claimed!(conn, id, worker))
+    })
+}

@@ -1,0 +1,275 @@
+//! Writes of the mail path: SMTP acceptance (group commit), ingest results, delivery
+//! attempts and the purge of expired messages. Each function is one transaction.
+//!
+//! The writers run in jobs that carry their tenant id in every row they write; the reads
+//! for the quarantine and retention store are in [`crate::store::messages`] and scoped.
+
+use chrono::NaiveDateTime;
+use diesel::upsert::excluded;
+use diesel::{ExpressionMethods as _, QueryDsl as _};
+
+use crate::db::with_conn;
+use crate::models::{Job, Message, MessageLogEntry, TrafficCounter};
+use crate::store::jobs::delete_claimed;
+use crate::tables::{jobs, message_log, messages, traffic_counters};
+use crate::{Db, JobId, MessageLogId, StoreError};
+
+/// What one SMTP group commit makes durable.
+#[derive(Debug, Clone, Default)]
+pub struct AcceptedBatch {
+    /// Ingest jobs of accepted messages.
+    pub jobs: Vec<Job>,
+    /// Log entries of messages refused at DATA.
+    pub log_entries: Vec<MessageLogEntry>,
+    /// Counters of messages refused at DATA.
+    pub counters: Vec<TrafficCounter>,
+}
+
+/// Adds counters row by row (several increments of one domain and hour in one batch are
+/// fine: each statement sees the previous one's row).
+macro_rules! add_counters {
+    ($conn:ident, $counters:expr) => {
+        for counter in $counters.iter() {
+            diesel::insert_into(traffic_counters::table)
+                .values(counter)
+                .on_conflict((traffic_counters::domain_id, traffic_counters::hour))
+                .do_update()
+                .set((
+                    traffic_counters::clean
+                        .eq(traffic_counters::clean + excluded(traffic_counters::clean)),
+                    traffic_counters::newsletter
+                        .eq(traffic_counters::newsletter + excluded(traffic_counters::newsletter)),
+                    traffic_counters::spam
+                        .eq(traffic_counters::spam + excluded(traffic_counters::spam)),
+                    traffic_counters::phishing
+                        .eq(traffic_counters::phishing + excluded(traffic_counters::phishing)),
+                    traffic_counters::virus
+                        .eq(traffic_counters::virus + excluded(traffic_counters::virus)),
+                    traffic_counters::rejected
+                        .eq(traffic_counters::rejected + excluded(traffic_counters::rejected)),
+                ))
+                .execute($conn)
+                .await?;
+        }
+    };
+}
+
+/// Commits one group of SMTP acceptances and refusals in a single transaction.
+pub async fn commit_accepted(db: &Db, batch: &AcceptedBatch) -> Result<(), StoreError> {
+    with_conn!(db, conn => {
+        conn.transaction(async |conn| {
+            for job in &batch.jobs {
+                diesel::insert_into(jobs::table)
+                    .values(job)
+                    .on_conflict_do_nothing()
+                    .execute(conn)
+                    .await?;
+            }
+            for entry in &batch.log_entries {
+                diesel::insert_into(message_log::table)
+                    .values(entry)
+                    .on_conflict_do_nothing()
+                    .execute(conn)
+                    .await?;
+            }
+            add_counters!(conn, batch.counters);
+            Ok::<_, StoreError>(())
+        })
+        .await
+    })
+}
+
+/// The effects of one ingest job.
+#[derive(Debug, Clone)]
+pub struct IngestOutcome {
+    /// The claimed ingest job, deleted with these effects.
+    pub job_id: JobId,
+    pub log_entry: MessageLogEntry,
+    /// One row per recipient mailbox (quarantine and retention store).
+    pub messages: Vec<Message>,
+    pub counters: Vec<TrafficCounter>,
+    /// Follow-up jobs (deliveries).
+    pub jobs: Vec<Job>,
+}
+
+/// Records the effects of ingest jobs held by `worker` in one transaction and removes the
+/// jobs. A job whose lease was lost is skipped (another worker records it). Returns how many
+/// were recorded.
+pub async fn record_ingest(
+    db: &Db,
+    worker: &str,
+    outcomes: &[IngestOutcome],
+) -> Result<usize, StoreError> {
+    with_conn!(db, conn => {
+        conn.transaction(async |conn| {
+            let mut recorded = 0;
+            for outcome in outcomes {
+                if !delete_claimed!(conn, outcome.job_id, worker) {
+                    continue;
+                }
+                diesel::insert_into(message_log::table)
+                    .values(&outcome.log_entry)
+                    .on_conflict_do_nothing()
+                    .execute(conn)
+                    .await?;
+                for message in &outcome.messages {
+                    diesel::insert_into(messages::table)
+                        .values(message)
+                        .on_conflict_do_nothing()
+                        .execute(conn)
+                        .await?;
+                }
+                add_counters!(conn, outcome.counters);
+                for job in &outcome.jobs {
+                    diesel::insert_into(jobs::table)
+                        .values(job)
+                        .on_conflict_do_nothing()
+                        .execute(conn)
+                        .await?;
+                }
+                recorded += 1;
+            }
+            Ok::<_, StoreError>(recorded)
+        })
+        .await
+    })
+}
+
+/// What happens to a delivery job after an attempt.
+#[derive(Debug, Clone)]
+pub enum NextStep {
+    /// Finished (delivered, bounced or given up): the job is removed.
+    Done,
+    /// Try again at `run_at` with the job's payload replaced (fewer recipients left).
+    RetryAt {
+        run_at: NaiveDateTime,
+        payload: String,
+    },
+}
+
+/// The outcome of one delivery attempt.
+#[derive(Debug, Clone)]
+pub struct DeliveryAttempt {
+    pub job_id: JobId,
+    pub log_id: MessageLogId,
+    /// Per envelope recipient: (address, new state, last response).
+    pub recipients: Vec<(String, String, String)>,
+    /// The message log's new state and last response.
+    pub log_state: String,
+    pub response: String,
+    pub next: NextStep,
+    /// Follow-up jobs (a DSN to the sender).
+    pub jobs: Vec<Job>,
+}
+
+/// Records a delivery attempt of a job held by `worker` and removes or reschedules the job,
+/// in one transaction. Returns false (and changes nothing) when the lease was lost.
+pub async fn record_delivery_attempt(
+    db: &Db,
+    worker: &str,
+    attempt: &DeliveryAttempt,
+) -> Result<bool, StoreError> {
+    let now = crate::now();
+    with_conn!(db, conn => {
+        conn.transaction(async |conn| {
+            let held = match &attempt.next {
+                NextStep::Done => delete_claimed!(conn, attempt.job_id, worker),
+                NextStep::RetryAt { run_at, payload } => {
+                    diesel::update(
+                        jobs::table
+                            .filter(jobs::id.eq(attempt.job_id.clone()))
+                            .filter(jobs::locked_by.eq(worker)),
+                    )
+                    .set((
+                        jobs::run_at.eq(*run_at),
+                        jobs::payload.eq(payload),
+                        jobs::locked_by.eq(None::<String>),
+                        jobs::locked_until.eq(None::<NaiveDateTime>),
+                        jobs::last_error.eq(Some(attempt.response.clone())),
+                    ))
+                    .execute(conn)
+                    .await?
+                        == 1
+                }
+            };
+            if !held {
+                return Ok::<_, StoreError>(false);
+            }
+            for (address, state, response) in &attempt.recipients {
+                diesel::update(
+                    messages::table
+                        .filter(messages::log_id.eq(attempt.log_id.clone()))
+                        .filter(messages::recipient.eq(address)),
+                )
+                .set((
+                    messages::state.eq(state),
+                    messages::last_response.eq(Some(response)),
+                    messages::updated_at.eq(now),
+                ))
+                .execute(conn)
+                .await?;
+            }
+            diesel::update(message_log::table.find(attempt.log_id.clone()))
+                .set((
+                    message_log::state.eq(&attempt.log_state),
+                    message_log::last_response.eq(Some(&attempt.response)),
+                    message_log::delivery_attempts.eq(message_log::delivery_attempts + 1),
+                    message_log::updated_at.eq(now),
+                ))
+                .execute(conn)
+                .await?;
+            for job in &attempt.jobs {
+                diesel::insert_into(jobs::table)
+                    .values(job)
+                    .on_conflict_do_nothing()
+                    .execute(conn)
+                    .await?;
+            }
+            Ok(true)
+        })
+        .await
+    })
+}
+
+/// Deletes messages whose retention or quarantine period ended before `now` (mail still
+/// waiting for delivery is kept), and returns the blob keys no row or job uses any more.
+pub async fn purge_expired_messages(
+    db: &Db,
+    now: NaiveDateTime,
+) -> Result<Vec<String>, StoreError> {
+    with_conn!(db, conn => {
+        conn.transaction(async |conn| {
+            let expired = messages::table
+                .filter(messages::expires_at.lt(now))
+                .filter(messages::state.ne_all(["queued", "deferred"]));
+            let mut keys: Vec<String> = expired.select(messages::blob_key).load(conn).await?;
+            keys.sort();
+            keys.dedup();
+            diesel::delete(
+                messages::table
+                    .filter(messages::expires_at.lt(now))
+                    .filter(messages::state.ne_all(["queued", "deferred"])),
+            )
+            .execute(conn)
+            .await?;
+            let mut unused = Vec::new();
+            for key in keys {
+                let rows: i64 = messages::table
+                    .filter(messages::blob_key.eq(&key))
+                    .count()
+                    .get_result(conn)
+                    .await?;
+                let queued: i64 = jobs::table
+                    .filter(jobs::blob_key.eq(&key))
+                    .count()
+                    .get_result(conn)
+                    .await?;
+                if rows == 0 && queued == 0 {
+                    unused.push(key);
+                }
+            }
+            Ok::<_, StoreError>(unused)
+        })
+        .await
+    })
+}

@@ -1,0 +1,88 @@
+//! SMTP ingest: the production [`SmtpHandler`](crate::smtp::SmtpHandler) and its group
+//! committer.
+//!
+//! The path of one message: `RCPT` is checked against the database
+//! ([`unscoped_resolve_recipient_for_smtp`](cleanmail_schema::store::routing::unscoped_resolve_recipient_for_smtp));
+//! at the final dot the engine runs on the complete message; if every recipient's action is
+//! reject the message is refused (`550 5.7.1`); otherwise the raw bytes go to the blob store,
+//! one [`IngestMessage`] job per tenant is handed to the [`Committer`], which commits pending
+//! messages of all sessions together in one transaction, and only then does the session
+//! answer `250`.
+
+mod committer;
+mod handler;
+
+use chrono::NaiveDateTime;
+use cleanmail_core::Verdict;
+use cleanmail_schema::{AliasId, DomainId, MessageLogId, TenantId, UserId};
+use serde::{Deserialize, Serialize};
+
+pub use committer::Committer;
+pub use handler::{IngestHandler, IngestSettings};
+
+/// Job kind of [`IngestMessage`].
+pub const INGEST_MESSAGE: &str = "ingest_message";
+
+/// The job made durable before `250`: one accepted message for one tenant.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IngestMessage {
+    pub log_id: MessageLogId,
+    pub tenant_id: TenantId,
+    pub blob_key: String,
+    pub received_at: NaiveDateTime,
+    /// MAIL FROM, empty for `<>`.
+    pub mail_from: String,
+    pub client_ip: String,
+    pub helo: String,
+    pub tls: bool,
+    pub size_bytes: i64,
+    pub headers: HeaderSummary,
+    /// This tenant's envelope recipients, in envelope order.
+    pub recipients: Vec<IngestRecipient>,
+    /// The verdict for exactly these recipients.
+    pub verdict: Verdict,
+}
+
+/// One envelope recipient, resolved to its mailbox.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IngestRecipient {
+    /// The address as given in RCPT (normalised).
+    pub address: String,
+    pub domain_id: DomainId,
+    pub user_id: UserId,
+    pub alias_id: Option<AliasId>,
+}
+
+/// Headers kept in the log and the quarantine.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct HeaderSummary {
+    pub from: String,
+    pub subject: String,
+    pub message_id: String,
+}
+
+impl HeaderSummary {
+    /// Reads From, Subject and Message-ID (decoded) from a raw message.
+    pub fn parse(raw: &[u8]) -> Self {
+        let Some(message) = mail_parser::MessageParser::new().parse_headers(raw) else {
+            return Self::default();
+        };
+        let from = message
+            .from()
+            .and_then(|a| a.first())
+            .and_then(|a| a.address())
+            .unwrap_or_default()
+            .to_owned();
+        Self {
+            from,
+            subject: message.subject().unwrap_or_default().to_owned(),
+            message_id: message.message_id().unwrap_or_default().to_owned(),
+        }
+    }
+}
+
+/// The start of the UTC hour `at` falls in (traffic counters are hourly).
+pub fn hour_of(at: NaiveDateTime) -> NaiveDateTime {
+    use chrono::Timelike as _;
+    at.date().and_hms_opt(at.hour(), 0, 0).unwrap_or(at)
+}

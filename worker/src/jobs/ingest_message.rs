@@ -1,0 +1,288 @@
+//! `IngestMessage`: carries out each recipient's action for one accepted message.
+//!
+//! Deliver and deliver-tagged recipients get a retained copy (state `queued` until the
+//! delivery job records the outcome) and a [`DeliverMessage`] job per downstream domain and
+//! subject tag; quarantine (and reject, when other recipients accepted the message) keep a
+//! quarantined copy. Everything, including removing the job, is one transaction, so a job
+//! run twice (after a crash) records its effects once.
+
+use std::collections::BTreeMap;
+
+use chrono::{Duration as TimeDelta, NaiveDateTime};
+use cleanmail_core::policy::BackupWebmail;
+use cleanmail_core::{Action, Category};
+use cleanmail_schema::models::{Job, Message, MessageLogEntry, TrafficCounter};
+use cleanmail_schema::store::jobs as job_store;
+use cleanmail_schema::store::mail::{IngestOutcome, record_ingest};
+use cleanmail_schema::store::routing::RecipientRoute;
+use cleanmail_schema::{DomainId, JobId, MessageId};
+use tracing::{debug, warn};
+
+use super::{DELIVER_MESSAGE, DeliverMessage, Worker};
+use crate::ingest::{IngestMessage, hour_of};
+use crate::policy::effective_policy_for;
+
+/// Runs a batch of claimed ingest jobs and records them together.
+pub async fn run_batch(worker: &Worker, batch: Vec<Job>) -> anyhow::Result<()> {
+    let mut outcomes = Vec::with_capacity(batch.len());
+    let attempts: BTreeMap<JobId, i32> = batch.iter().map(|j| (j.id.clone(), j.attempts)).collect();
+    for job in batch {
+        match serde_json::from_str::<IngestMessage>(&job.payload) {
+            Ok(message) => outcomes.push(plan(job.id, &message)),
+            Err(err) => {
+                // A payload this version cannot read: park it for an operator.
+                warn!(job = %job.id, error = %err, "unreadable ingest job");
+                let later = cleanmail_schema::now() + TimeDelta::hours(1);
+                job_store::retry_later(&worker.db, &job.id, &worker.id, later, &err.to_string())
+                    .await?;
+            }
+        }
+    }
+    let deliveries = outcomes.iter().map(|o| o.jobs.len()).sum::<usize>();
+    match record_ingest(&worker.db, &worker.id, &outcomes).await {
+        Ok(recorded) => debug!(recorded, deliveries, "ingest batch recorded"),
+        Err(err) if outcomes.len() > 1 => {
+            // One bad job (say, its user was deleted meanwhile) must not hold up the rest:
+            // record them one by one and park the ones that fail.
+            warn!(error = %err, "ingest batch failed, recording jobs one by one");
+            for outcome in &outcomes {
+                record_one(worker, outcome, &attempts).await?;
+            }
+        }
+        Err(_) => {
+            if let Some(outcome) = outcomes.first() {
+                record_one(worker, outcome, &attempts).await?;
+            }
+        }
+    }
+    if deliveries > 0 {
+        worker.delivery_ready.notify_one();
+    }
+    Ok(())
+}
+
+/// Records one job; on failure reschedules it with a growing delay (up to an hour).
+async fn record_one(
+    worker: &Worker,
+    outcome: &IngestOutcome,
+    attempts: &BTreeMap<JobId, i32>,
+) -> anyhow::Result<()> {
+    if let Err(err) = record_ingest(&worker.db, &worker.id, std::slice::from_ref(outcome)).await {
+        let attempts = attempts
+            .get(&outcome.job_id)
+            .copied()
+            .unwrap_or(1)
+            .clamp(1, 12);
+        let delay = TimeDelta::seconds((1i64 << attempts).min(3600));
+        warn!(job = %outcome.job_id, error = %err, "ingest job failed, retrying later");
+        job_store::retry_later(
+            &worker.db,
+            &outcome.job_id,
+            &worker.id,
+            cleanmail_schema::now() + delay,
+            &err.to_string(),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+fn days(n: u16) -> TimeDelta {
+    TimeDelta::days(i64::from(n))
+}
+
+/// The effects of one ingest job (pure: no I/O).
+pub fn plan(job_id: JobId, message: &IngestMessage) -> IngestOutcome {
+    let received_at: NaiveDateTime = message.received_at;
+    let rcpt_to: Vec<&str> = message
+        .recipients
+        .iter()
+        .map(|r| r.address.as_str())
+        .collect();
+    let rcpt_to_json = serde_json::to_string(&rcpt_to).unwrap_or_default();
+    let verdict_json = serde_json::to_string(&message.verdict).unwrap_or_default();
+    let mut rows = Vec::new();
+    let mut actions = Vec::new();
+    // (domain, subject prefix) -> recipients, in envelope order.
+    let mut deliveries: BTreeMap<(DomainId, Option<String>), Vec<String>> = BTreeMap::new();
+    let mut categories: BTreeMap<DomainId, Category> = BTreeMap::new();
+    for (index, recipient) in message.recipients.iter().enumerate() {
+        let Some(decision) = message
+            .verdict
+            .recipients
+            .iter()
+            .find(|r| r.recipient.as_str() == recipient.address)
+            .or_else(|| message.verdict.recipients.get(index))
+        else {
+            continue;
+        };
+        let route = RecipientRoute::Mailbox {
+            tenant_id: message.tenant_id.clone(),
+            domain_id: recipient.domain_id.clone(),
+            user_id: recipient.user_id.clone(),
+            alias_id: recipient.alias_id.clone(),
+        };
+        let policy = effective_policy_for(&route).policy;
+        categories
+            .entry(recipient.domain_id.clone())
+            .or_insert(decision.category);
+        let (action, state, expires_at) = match &decision.action {
+            Action::Deliver => {
+                deliveries
+                    .entry((recipient.domain_id.clone(), None))
+                    .or_default()
+                    .push(recipient.address.clone());
+                (
+                    "deliver",
+                    "queued",
+                    retention_end(received_at, policy.backup_webmail),
+                )
+            }
+            Action::DeliverTagged { subject_prefix } => {
+                deliveries
+                    .entry((recipient.domain_id.clone(), Some(subject_prefix.clone())))
+                    .or_default()
+                    .push(recipient.address.clone());
+                (
+                    "deliver_tagged",
+                    "queued",
+                    retention_end(received_at, policy.backup_webmail),
+                )
+            }
+            // Recipients whose policy says reject, on a message others accepted, are
+            // quarantined (the platform never sends backscatter).
+            Action::Quarantine | Action::Reject => (
+                if decision.action == Action::Reject {
+                    "reject"
+                } else {
+                    "quarantine"
+                },
+                Message::QUARANTINED,
+                Some(received_at + days(policy.quarantine_expiry.get())),
+            ),
+        };
+        actions.push(serde_json::json!({
+            "recipient": recipient.address,
+            "user_id": recipient.user_id,
+            "category": decision.category.as_str(),
+            "action": decision.action,
+            "reason": decision.reason,
+            "state": state,
+        }));
+        rows.push(Message {
+            id: MessageId::new(),
+            tenant_id: message.tenant_id.clone(),
+            domain_id: recipient.domain_id.clone(),
+            user_id: recipient.user_id.clone(),
+            log_id: message.log_id.clone(),
+            recipient: recipient.address.clone(),
+            mail_from: message.mail_from.clone(),
+            rcpt_to: rcpt_to_json.clone(),
+            from_header: message.headers.from.clone(),
+            subject: message.headers.subject.clone(),
+            message_id_header: message.headers.message_id.clone(),
+            size_bytes: message.size_bytes,
+            score: f64::from(message.verdict.score),
+            category: decision.category.as_str().to_owned(),
+            action: action.to_owned(),
+            verdict: verdict_json.clone(),
+            state: state.to_owned(),
+            blob_key: message.blob_key.clone(),
+            last_response: None,
+            received_at,
+            expires_at,
+            updated_at: received_at,
+        });
+    }
+
+    let hour = hour_of(received_at);
+    let counters = categories
+        .into_iter()
+        .map(|(domain_id, category)| {
+            let mut counter = TrafficCounter {
+                domain_id,
+                hour,
+                tenant_id: message.tenant_id.clone(),
+                ..TrafficCounter::default()
+            };
+            match category {
+                Category::Clean => counter.clean = 1,
+                Category::Newsletter => counter.newsletter = 1,
+                Category::Spam => counter.spam = 1,
+                Category::Phishing => counter.phishing = 1,
+                Category::Virus => counter.virus = 1,
+            }
+            counter
+        })
+        .collect();
+
+    let jobs: Vec<Job> = deliveries
+        .into_iter()
+        .enumerate()
+        .map(|(index, ((domain_id, subject_prefix), rcpt_to))| {
+            let delivery = DeliverMessage {
+                log_id: message.log_id.clone(),
+                tenant_id: message.tenant_id.clone(),
+                domain_id: Some(domain_id),
+                blob_key: message.blob_key.clone(),
+                mail_from: message.mail_from.clone(),
+                rcpt_to,
+                subject_prefix,
+                arrived_at: received_at,
+                dsn: false,
+            };
+            Job::new(
+                JobId(format!("{DELIVER_MESSAGE}:{}:{index}", message.log_id)),
+                DELIVER_MESSAGE,
+                Some(message.tenant_id.clone()),
+                serde_json::to_string(&delivery).unwrap_or_default(),
+                Some(message.blob_key.clone()),
+                received_at,
+            )
+        })
+        .collect();
+
+    let state = if jobs.is_empty() {
+        "quarantined"
+    } else {
+        "queued"
+    };
+    let log_entry = MessageLogEntry {
+        id: message.log_id.clone(),
+        tenant_id: message.tenant_id.clone(),
+        mail_from: message.mail_from.clone(),
+        rcpt_to: rcpt_to_json,
+        client_ip: message.client_ip.clone(),
+        helo: message.helo.clone(),
+        tls: message.tls,
+        from_header: message.headers.from.clone(),
+        subject: message.headers.subject.clone(),
+        message_id_header: message.headers.message_id.clone(),
+        size_bytes: message.size_bytes,
+        score: f64::from(message.verdict.score),
+        category: message.verdict.category.as_str().to_owned(),
+        verdict: verdict_json,
+        actions: serde_json::to_string(&actions).unwrap_or_default(),
+        state: state.to_owned(),
+        delivery_attempts: 0,
+        last_response: None,
+        blob_key: Some(message.blob_key.clone()),
+        received_at,
+        updated_at: cleanmail_schema::now(),
+    };
+    IngestOutcome {
+        job_id,
+        log_entry,
+        messages: rows,
+        counters,
+        jobs,
+    }
+}
+
+/// End of the retention copy: the tenant's retention period, or at once when opted out.
+fn retention_end(received_at: NaiveDateTime, backup: BackupWebmail) -> Option<NaiveDateTime> {
+    Some(match backup {
+        BackupWebmail::Keep { days: d } => received_at + days(d.get()),
+        BackupWebmail::Off => received_at,
+    })
+}

@@ -1,0 +1,229 @@
+//! The job runner: claims due jobs from the database queue and runs them.
+//!
+//! Jobs (named by what they do, each idempotent):
+//! - [`IngestMessage`](crate::ingest::IngestMessage) ([`ingest_message`]): carries out each
+//!   recipient's action, writes the message log, messages and counters, enqueues deliveries,
+//!   and removes itself, in one transaction.
+//! - [`DeliverMessage`] ([`deliver_message`]): one SMTP transaction downstream; records the
+//!   attempt and removes or reschedules itself in one transaction.
+//! - `purge_expired_messages` ([`purge_expired_messages`]): drops expired quarantine and
+//!   retention copies and their blobs.
+
+pub mod deliver_message;
+pub mod ingest_message;
+pub mod purge_expired_messages;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cleanmail_schema::Db;
+use cleanmail_schema::store::jobs;
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+pub use deliver_message::{DELIVER_MESSAGE, DeliverMessage};
+pub use purge_expired_messages::PURGE_EXPIRED_MESSAGES;
+
+use crate::blobs::BlobStore;
+use crate::delivery::{DeliveryClient, RetryPolicy};
+use crate::ingest::INGEST_MESSAGE;
+
+/// Settings of the job runner.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// Our host name (EHLO, DSN Reporting-MTA).
+    pub hostname: String,
+    /// Backoff of temporary delivery failures.
+    pub retry: RetryPolicy,
+    /// Where DSNs to senders go (`host:port`); `None` records them as undeliverable.
+    pub outbound_relay: Option<String>,
+    /// How long a claimed job is reserved; renewed while the worker lives.
+    pub lease: Duration,
+    /// How often expired messages are purged.
+    pub purge_interval: Duration,
+    /// Deliveries running at once.
+    pub max_deliveries: usize,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self {
+            hostname: "localhost".to_owned(),
+            retry: RetryPolicy::default(),
+            outbound_relay: None,
+            lease: Duration::from_secs(30),
+            purge_interval: Duration::from_secs(3600),
+            max_deliveries: 64,
+        }
+    }
+}
+
+/// Shared by the job loops.
+pub struct Worker {
+    pub(crate) db: Db,
+    pub(crate) blobs: BlobStore,
+    pub(crate) settings: WorkerSettings,
+    pub(crate) client: DeliveryClient,
+    /// Unique per process: the `locked_by` of its claims.
+    pub(crate) id: String,
+    /// Notified when ingest jobs were committed (by the SMTP committer).
+    pub(crate) ingest_ready: Arc<Notify>,
+    /// Notified when delivery jobs were enqueued.
+    pub(crate) delivery_ready: Arc<Notify>,
+}
+
+/// Poll interval when nothing woke the loop (jobs of other processes, retries coming due).
+const POLL: Duration = Duration::from_millis(250);
+
+impl Worker {
+    /// A worker; `ingest_ready` is the committer's notification.
+    pub fn new(
+        db: Db,
+        blobs: BlobStore,
+        settings: WorkerSettings,
+        ingest_ready: Arc<Notify>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            client: DeliveryClient::new(settings.hostname.clone()),
+            db,
+            blobs,
+            settings,
+            id: format!("worker-{}", uuid::Uuid::now_v7().simple()),
+            ingest_ready,
+            delivery_ready: Arc::new(Notify::new()),
+        })
+    }
+
+    /// Runs all job loops until `shutdown`.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        info!(worker = %self.id, "job worker started");
+        let tasks = [
+            tokio::spawn(Arc::clone(&self).heartbeat_loop(shutdown.clone())),
+            tokio::spawn(Arc::clone(&self).ingest_loop(shutdown.clone())),
+            tokio::spawn(Arc::clone(&self).delivery_loop(shutdown.clone())),
+            tokio::spawn(Arc::clone(&self).purge_loop(shutdown.clone())),
+        ];
+        for task in tasks {
+            let _ = task.await;
+        }
+        info!(worker = %self.id, "job worker stopped");
+    }
+
+    async fn heartbeat_loop(self: Arc<Self>, shutdown: CancellationToken) {
+        let every = self.settings.lease / 3;
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(every) => {}
+            }
+            if let Err(err) = jobs::heartbeat(&self.db, &self.id, self.settings.lease).await {
+                warn!(error = %err, "renewing job leases failed");
+            }
+        }
+    }
+
+    async fn ingest_loop(self: Arc<Self>, shutdown: CancellationToken) {
+        while !shutdown.is_cancelled() {
+            let claimed = jobs::claim(
+                &self.db,
+                &[INGEST_MESSAGE],
+                &self.id,
+                256,
+                self.settings.lease,
+            )
+            .await;
+            match claimed {
+                Ok(batch) if !batch.is_empty() => {
+                    if let Err(err) = ingest_message::run_batch(&self, batch).await {
+                        warn!(error = %err, "ingest batch failed");
+                        tokio::time::sleep(POLL).await;
+                    }
+                }
+                Ok(_) => {
+                    tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        () = self.ingest_ready.notified() => {}
+                        () = tokio::time::sleep(POLL) => {}
+                    }
+                }
+                Err(err) => {
+                    warn!(error = %err, "claiming ingest jobs failed");
+                    tokio::time::sleep(POLL).await;
+                }
+            }
+        }
+    }
+
+    async fn delivery_loop(self: Arc<Self>, shutdown: CancellationToken) {
+        let slots = Arc::new(Semaphore::new(self.settings.max_deliveries));
+        while !shutdown.is_cancelled() {
+            let free = slots.available_permits();
+            if free == 0 {
+                let _ = slots.acquire().await.map(drop);
+                continue;
+            }
+            let claimed = jobs::claim(
+                &self.db,
+                &[DELIVER_MESSAGE],
+                &self.id,
+                free as i64,
+                self.settings.lease,
+            )
+            .await;
+            match claimed {
+                Ok(batch) if !batch.is_empty() => {
+                    for job in batch {
+                        let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
+                            return;
+                        };
+                        let worker = Arc::clone(&self);
+                        tokio::spawn(async move {
+                            deliver_message::run(&worker, job).await;
+                            drop(permit);
+                        });
+                    }
+                }
+                Ok(_) => {
+                    tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        () = self.delivery_ready.notified() => {}
+                        () = tokio::time::sleep(POLL) => {}
+                    }
+                }
+                Err(err) => {
+                    warn!(error = %err, "claiming delivery jobs failed");
+                    tokio::time::sleep(POLL).await;
+                }
+            }
+        }
+    }
+
+    async fn purge_loop(self: Arc<Self>, shutdown: CancellationToken) {
+        loop {
+            if let Err(err) = purge_expired_messages::enqueue(&self.db).await {
+                warn!(error = %err, "scheduling the purge failed");
+            }
+            match jobs::claim(
+                &self.db,
+                &[PURGE_EXPIRED_MESSAGES],
+                &self.id,
+                1,
+                self.settings.lease,
+            )
+            .await
+            {
+                Ok(batch) => {
+                    for job in batch {
+                        purge_expired_messages::run(&self, job).await;
+                    }
+                }
+                Err(err) => warn!(error = %err, "claiming the purge failed"),
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(self.settings.purge_interval) => {}
+            }
+        }
+    }
+}
