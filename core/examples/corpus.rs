@@ -155,12 +155,24 @@ fn main() {
             for i in 0..total {
                 let (_, _, raw) = &messages[i % messages.len()];
                 let envelope = Envelope::from_headers(raw);
-                let input = MessageInput { raw, envelope: &envelope, auth: None, received_at: None };
+                let input = MessageInput {
+                    raw,
+                    envelope: &envelope,
+                    auth: None,
+                    received_at: None,
+                };
                 std::hint::black_box(engine.analyze(&input, &ctx));
                 if i % 20_000 == 0 || i + 1 == total {
                     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-                    let rss = status.lines().find(|l| l.starts_with("VmRSS")).unwrap_or("");
-                    println!("{:>7} messages  {rss}  {:.1} s", i + 1, start.elapsed().as_secs_f64());
+                    let rss = status
+                        .lines()
+                        .find(|l| l.starts_with("VmRSS"))
+                        .unwrap_or("");
+                    println!(
+                        "{:>7} messages  {rss}  {:.1} s",
+                        i + 1,
+                        start.elapsed().as_secs_f64()
+                    );
                 }
             }
         }

@@ -58,7 +58,7 @@ const RECORD: usize = 12;
 /// Weights are stored as `i16` in units of 1/WEIGHT_SCALE.
 const WEIGHT_SCALE: f32 = 2048.0;
 /// Tokens taken from the visible text.
-const MAX_TEXT_TOKENS: usize = 600;
+const MAX_TEXT_TOKENS: usize = 400;
 /// Features used in the chi-square combination (the most significant ones).
 const MAX_SIGNIFICANT: usize = 150;
 /// Features whose f(w) is closer than this to 0.5 are ignored.

@@ -98,3 +98,70 @@ fn oversized_message_is_truncated_with_a_warning() {
             .any(|w| w.contains("first 1024 bytes"))
     );
 }
+
+/// A poor man's fuzzer that runs on stable in CI: byte flips, truncations, splices and
+/// duplications of every fixture (the cargo-fuzz target in `core/fuzz` does this for real).
+#[test]
+fn mutated_fixtures_never_panic() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut seeds: Vec<Vec<u8>> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+        .filter_map(|p| std::fs::read(p).ok())
+        .filter(|d| d.len() < 200_000)
+        .collect();
+    seeds.sort();
+    let engine = Engine::default();
+    let mut rng: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut next = move |bound: usize| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        (rng % bound.max(1) as u64) as usize
+    };
+    for round in 0..400 {
+        let mut data = seeds[round % seeds.len()].clone();
+        for _ in 0..1 + next(8) {
+            match next(5) {
+                0 => {
+                    let at = next(data.len());
+                    if let Some(b) = data.get_mut(at) {
+                        *b = next(256) as u8;
+                    }
+                }
+                1 => data.truncate(next(data.len() + 1)),
+                2 => {
+                    let at = next(data.len() + 1);
+                    let junk: &[u8] = match next(4) {
+                        0 => b"\r\n--BOUNDARY\r\nContent-Type: multipart/mixed; boundary=X\r\n\r\n",
+                        1 => b"=?utf-8?B?////?=",
+                        2 => b"<a href=\"http://\xff\xfe@[::1]:99999/\">www.paypa1.com</a><form>",
+                        _ => b"PK\x03\x04\x14\x00\x00\x00\x08\x00",
+                    };
+                    data.splice(at..at, junk.iter().copied());
+                }
+                3 => {
+                    let start = next(data.len());
+                    let end = (start + next(4096)).min(data.len());
+                    let copy = data[start..end].to_vec();
+                    let at = next(data.len() + 1);
+                    data.splice(at..at, copy);
+                }
+                _ => {
+                    let at = next(data.len());
+                    data.insert(at, 0x80 + next(0x80) as u8);
+                }
+            }
+        }
+        let envelope = Envelope::from_headers(&data);
+        let input = MessageInput {
+            raw: &data,
+            envelope: &envelope,
+            auth: None,
+            received_at: None,
+        };
+        let verdict = engine.analyze(&input, &TenantContext::default());
+        assert!(verdict.score.is_finite());
+    }
+}
