@@ -140,7 +140,6 @@ table! {
     }
 }
 
-
 table! {
     jobs (id) {
         id -> Text,

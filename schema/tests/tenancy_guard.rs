@@ -13,8 +13,14 @@ const NOT_TENANT_OWNED: &[(&str, &str)] = &[
         "api_keys",
         "scoped to a reseller or a tenant: both columns are nullable foreign keys",
     ),
-    ("policies", "owned by the platform, a reseller or a tenant: nullable owner keys, a check allows exactly one"),
-    ("jobs", "the platform's work queue: a job names its tenant when it has one, and builds its scope again"),
+    (
+        "policies",
+        "owned by the platform, a reseller or a tenant: nullable owner keys, a check allows exactly one",
+    ),
+    (
+        "jobs",
+        "the platform's work queue: a job names its tenant when it has one, and builds its scope again",
+    ),
     ("__diesel_schema_migrations", "diesel bookkeeping"),
 ];
 

@@ -5,5 +5,5 @@ mod common;
 mod foundation;
 mod import;
 mod isolation;
-mod policies;
 mod mail;
+mod policies;

@@ -4,10 +4,10 @@
 pub mod access;
 pub mod aliases;
 pub mod domains;
-pub mod policies;
 pub mod jobs;
 pub mod mail;
 pub mod messages;
+pub mod policies;
 pub mod resellers;
 pub mod routing;
 pub mod tenants;
