@@ -4,7 +4,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, Once};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -179,7 +179,6 @@ impl Server {
     }
 
     /// The server's log so far.
-    #[allow(dead_code, reason = "used by suites as they need it")]
     pub fn log(&self) -> String {
         self.log.lock().unwrap().join("\n")
     }
@@ -473,17 +472,4 @@ impl Fixture {
             alias,
         }
     }
-}
-
-/// Waits until `f` is true or the deadline passes.
-#[allow(dead_code, reason = "used by suites as they need it")]
-pub async fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < timeout {
-        if f() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    f()
 }
