@@ -283,7 +283,7 @@ pub async fn import(
     })
 }
 
-#[allow(
+#[expect(
     clippy::too_many_arguments,
     reason = "one planning step over the import's shared maps"
 )]
