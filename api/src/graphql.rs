@@ -24,13 +24,13 @@ use crate::{ApiError, AppState, Principal};
 /// The schema type.
 pub type CleanmailSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 
-/// Maximum query depth and complexity accepted.
-pub const MAX_DEPTH: usize = 12;
+/// Maximum query complexity accepted; depth limits are in [`crate::graphql_limits`].
 pub const MAX_COMPLEXITY: usize = 2000;
 
 fn builder() -> async_graphql::SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
     Schema::build(QueryRoot, MutationRoot, EmptySubscription)
-        .limit_depth(MAX_DEPTH)
+        .extension(crate::graphql_limits::QueryShape)
+        .limit_depth(crate::graphql_limits::MAX_INTROSPECTION_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
 }
 

@@ -9,7 +9,9 @@
 
 mod auth;
 mod error;
+mod graphiql;
 pub mod graphql;
+mod graphql_limits;
 pub mod rest;
 mod router;
 pub mod service;

@@ -1,10 +1,10 @@
 //! All routes in one place: REST under `/api/v1`, GraphQL at `/graphql`, the OpenAPI
-//! document at `/openapi.json`, Swagger UI at `/docs`, and health probes.
+//! document at `/openapi.json`, Swagger UI at `/docs`, GraphiQL at `GET /graphql` (assets from
+//! the binary, see `graphiql.rs`), and health probes.
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -116,23 +116,19 @@ pub fn openapi_json() -> String {
 pub fn router(state: AppState) -> Router {
     let (rest, openapi) = api_routes().split_for_parts();
     let schema = crate::graphql::schema(state.clone());
-    rest.route("/graphql", get(graphiql).post(crate::graphql::handler))
-        .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", openapi))
-        .fallback(not_found)
-        .layer(axum::Extension(schema))
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(
-            32 * 1024 * 1024,
-        ))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
-        .with_state(state)
-}
-
-async fn graphiql() -> impl IntoResponse {
-    Html(
-        async_graphql::http::GraphiQLSource::build()
-            .endpoint("/graphql")
-            .finish(),
+    rest.route(
+        "/graphql",
+        get(crate::graphiql::page).post(crate::graphql::handler),
     )
+    .merge(crate::graphiql::routes())
+    .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", openapi))
+    .fallback(not_found)
+    .layer(axum::Extension(schema))
+    .layer(tower_http::limit::RequestBodyLimitLayer::new(
+        32 * 1024 * 1024,
+    ))
+    .layer(tower_http::trace::TraceLayer::new_for_http())
+    .with_state(state)
 }
 
 async fn not_found() -> ApiError {

@@ -405,8 +405,25 @@ async fn probes_docs_and_committed_contracts() {
     );
     let served = anon.get("/openapi.json").await.expect(200);
     assert!(served.body["paths"]["/api/v1/tenants"].is_object());
+    // GraphiQL comes with its assets from the binary (no CDN), and its introspection query
+    // passes the depth limits that data queries get.
     let graphiql = anon.get("/graphql").await.expect(200);
-    assert!(graphiql.text.to_lowercase().contains("graphiql"));
+    assert!(graphiql.text.contains("GraphiQL.createFetcher"));
+    assert!(!graphiql.text.contains("https://"), "{}", graphiql.text);
+    for asset in graphiql
+        .text
+        .split('"')
+        .filter(|s| s.starts_with("/graphql/assets/"))
+    {
+        let served = anon.get(asset).await.expect(200);
+        assert!(served.text.len() > 1000, "{asset}");
+    }
+    let introspection = anon.graphql(INTROSPECTION, json!({})).await;
+    assert!(introspection.get("errors").is_none(), "{introspection}");
+    let types = introspection["data"]["__schema"]["types"]
+        .as_array()
+        .unwrap();
+    assert!(types.iter().any(|t| t["name"] == "Tenant"));
 
     // The committed contracts equal what the binary generates.
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -425,3 +442,33 @@ async fn probes_docs_and_committed_contracts() {
         "api/schema.graphql is stale: run `cargo run -- graphql-schema > api/schema.graphql`"
     );
 }
+
+/// What GraphiQL sends: graphql-js 16's `getIntrospectionQuery({ inputValueDeprecation: true })`.
+const INTROSPECTION: &str = r#"
+query IntrospectionQuery {
+  __schema {
+    queryType { name } mutationType { name } subscriptionType { name }
+    types { ...FullType }
+    directives { name description locations args(includeDeprecated: true) { ...InputValue } }
+  }
+}
+fragment FullType on __Type {
+  kind name description
+  fields(includeDeprecated: true) {
+    name description args(includeDeprecated: true) { ...InputValue }
+    type { ...TypeRef } isDeprecated deprecationReason
+  }
+  inputFields(includeDeprecated: true) { ...InputValue }
+  interfaces { ...TypeRef }
+  enumValues(includeDeprecated: true) { name description isDeprecated deprecationReason }
+  possibleTypes { ...TypeRef }
+}
+fragment InputValue on __InputValue {
+  name description type { ...TypeRef } defaultValue isDeprecated deprecationReason
+}
+fragment TypeRef on __Type {
+  kind name
+  ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType {
+    kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } } } }
+}
+"#;
