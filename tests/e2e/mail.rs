@@ -485,3 +485,224 @@ async fn mail_kill_9_mid_stream_loses_nothing_and_delivers_once() {
         );
     }
 }
+
+/// A second mailbox in the fixture's domain; returns (user id, address).
+async fn add_user(admin: &Client, fx: &Fixture, local: &str) -> (String, String) {
+    let address = format!("{local}@{}", fx.domain_name);
+    let id = admin
+        .post(
+            "/api/v1/users",
+            json!({ "domain_id": fx.domain, "address": address, "display_name": local }),
+        )
+        .await
+        .expect(201)
+        .id();
+    (id, address)
+}
+
+/// The standard category actions with some replaced.
+fn actions(changes: serde_json::Value) -> serde_json::Value {
+    let mut actions = json!({
+        "clean": "deliver", "newsletter": "tag", "spam": "quarantine",
+        "phishing": "quarantine", "virus": "reject"
+    });
+    for (key, value) in changes.as_object().unwrap() {
+        actions[key] = value.clone();
+    }
+    actions
+}
+
+#[tokio::test]
+async fn mail_follows_stored_tenant_domain_and_user_policies() {
+    for backend in backends() {
+        let sink = sink().await;
+        let (server, admin, fx) = setup(backend, "Policies", sink.addr()).await;
+        let jean = format!("jean@{}", fx.domain_name);
+        let (_, marie) = add_user(&admin, &fx, "marie").await;
+        // Domain: quarantine kept 3 days, a partner allow-listed. Jean: newsletters
+        // quarantined, no backup webmail.
+        admin
+            .put(
+                &format!("/api/v1/domains/{}/policy-overrides", fx.domain),
+                json!({ "quarantine_expiry_days": 3, "lists": { "allow": ["partner.example"] } }),
+            )
+            .await
+            .expect(200);
+        admin
+            .put(
+                &format!("/api/v1/users/{}/policy-overrides", fx.user),
+                json!({
+                    "actions": actions(json!({ "newsletter": "quarantine" })),
+                    "backup_webmail": { "enabled": false }
+                }),
+            )
+            .await
+            .expect(200);
+
+        // One newsletter for both: tagged and delivered to Marie, quarantined for Jean.
+        let reply = send(
+            server.smtp,
+            "news@shop.example",
+            &[&jean, &marie],
+            &crlf(NEWSLETTER),
+        )
+        .await;
+        assert!(reply.is_ok(), "{backend:?}: {reply:?}");
+        // GTUBE from the allow-listed partner is delivered.
+        let reply = send(
+            server.smtp,
+            "friend@partner.example",
+            &[&marie],
+            &crlf(GTUBE),
+        )
+        .await;
+        assert!(reply.is_ok(), "{backend:?}: {reply:?}");
+        // Clean mail to Jean is delivered and no copy is kept.
+        let clean = message(
+            "alice@sender.example",
+            &jean,
+            "No copy",
+            "nocopy@sender.example",
+            "Hello.",
+        );
+        let reply = send(server.smtp, "alice@sender.example", &[&jean], &clean).await;
+        assert!(reply.is_ok(), "{backend:?}: {reply:?}");
+
+        let arrived = sink.wait_for(3, Duration::from_secs(20)).await;
+        assert_eq!(arrived.len(), 3, "{backend:?}: {arrived:?}");
+        let newsletter = arrived
+            .iter()
+            .find(|m| m.mail_from == "news@shop.example")
+            .expect("newsletter delivered");
+        assert_eq!(newsletter.rcpt_to, vec![marie.clone()], "{backend:?}");
+        assert_eq!(
+            header(newsletter, "Subject").as_deref(),
+            Some("[PUB] November news from the shop")
+        );
+        let gtube = arrived
+            .iter()
+            .find(|m| m.mail_from == "friend@partner.example")
+            .expect("allow-listed GTUBE delivered");
+        assert_eq!(gtube.rcpt_to, vec![marie.clone()]);
+        assert!(
+            arrived
+                .iter()
+                .any(|m| m.rcpt_to == vec![jean.clone()] && m.mail_from == "alice@sender.example"),
+            "{backend:?}"
+        );
+
+        let db = store_db(&server).await;
+        let quarantined = wait_for_messages(&db, "quarantined", 1).await;
+        assert_eq!(quarantined.len(), 1, "{backend:?}: {quarantined:?}");
+        let held = &quarantined[0];
+        assert_eq!(held.recipient, jean);
+        assert_eq!(held.category, "newsletter");
+        let days_kept = |m: &cleanmail_schema::models::Message| {
+            m.expires_at.map(|at| (at - m.received_at).num_seconds())
+        };
+        assert_eq!(
+            days_kept(held),
+            Some(3 * 86_400),
+            "{backend:?}: the domain's quarantine expiry"
+        );
+        let delivered = wait_for_messages(&db, "delivered", 2).await;
+        assert_eq!(delivered.len(), 2, "{backend:?}: {delivered:?}");
+        assert!(delivered.iter().all(|m| m.recipient == marie));
+        assert!(delivered.iter().all(|m| days_kept(m) == Some(30 * 86_400)));
+        // Jean's clean message: delivered, logged, but neither row nor blob kept.
+        let log = message_store::log(&db, &Scope::Platform, 10).await.unwrap();
+        let no_copy = log.iter().find(|l| l.subject == "No copy").expect("logged");
+        let blob = server
+            .data_dir
+            .path()
+            .join("blobs")
+            .join(no_copy.blob_key.as_deref().unwrap());
+        for _ in 0..100 {
+            if !blob.exists() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(
+            !blob.exists(),
+            "{backend:?}: blob of an uncopied message kept"
+        );
+        let all = message_store::list(
+            &db,
+            &Scope::Platform,
+            &MessageFilter::default(),
+            &PageRequest::default(),
+        )
+        .await
+        .unwrap()
+        .items;
+        assert!(
+            all.iter().all(|m| m.log_id != no_copy.id),
+            "{backend:?}: a copy was kept with the backup webmail off"
+        );
+    }
+}
+
+#[tokio::test]
+async fn mail_recipients_whose_policies_disagree_get_it_quarantined_not_refused() {
+    for backend in backends() {
+        let sink = sink().await;
+        let (server, admin, fx) = setup(backend, "Disagree", sink.addr()).await;
+        let jean = format!("jean@{}", fx.domain_name);
+        let (marie_id, marie) = add_user(&admin, &fx, "marie").await;
+        admin
+            .put(
+                &format!("/api/v1/users/{marie_id}/policy-overrides"),
+                json!({ "actions": actions(json!({ "virus": "quarantine" })) }),
+            )
+            .await
+            .expect(200);
+
+        // Jean's policy rejects viruses, Marie's quarantines them: accepted, and held for both.
+        let reply = send(
+            server.smtp,
+            "virus@sender.example",
+            &[&jean, &marie],
+            &crlf(EICAR),
+        )
+        .await;
+        assert!(
+            reply.as_ref().is_ok_and(|r| r.starts_with("250")),
+            "{backend:?}: {reply:?}"
+        );
+        // For Jean alone it is refused at DATA.
+        let mut talk = Talk::open(server.smtp).await;
+        assert!(
+            talk.cmd("MAIL FROM:<virus@sender.example>")
+                .await
+                .starts_with("250")
+        );
+        assert!(
+            talk.cmd(&format!("RCPT TO:<{jean}>"))
+                .await
+                .starts_with("250")
+        );
+        let refused = talk.data(&crlf(EICAR)).await;
+        assert!(refused.starts_with("550 5.7.1"), "{backend:?}: {refused}");
+
+        let db = store_db(&server).await;
+        let held = wait_for_messages(&db, "quarantined", 2).await;
+        assert_eq!(held.len(), 2, "{backend:?}: {held:?}");
+        let action_of = |address: &str| {
+            held.iter()
+                .find(|m| m.recipient == address)
+                .map(|m| (m.category.as_str(), m.action.as_str()))
+        };
+        assert_eq!(action_of(&jean), Some(("virus", "reject")), "{backend:?}");
+        assert_eq!(
+            action_of(&marie),
+            Some(("virus", "quarantine")),
+            "{backend:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(
+            sink.messages().is_empty(),
+            "{backend:?}: a virus was delivered"
+        );
+    }
+}

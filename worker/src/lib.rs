@@ -5,8 +5,8 @@
 //! - [`jobs`]: the job runner: `IngestMessage`, `DeliverMessage`, `PurgeExpiredMessages`.
 //! - [`delivery`]: the downstream SMTP client, retry schedule and DSN builder.
 //! - [`blobs`]: raw messages in `object_store` (a local folder by default).
-//! - [`policy::effective_policy_for`]: the single source of recipients' policies (swap in
-//!   stored policies there).
+//! - [`policy::PolicyCache`]: recipients' stored effective policies, cached briefly; the
+//!   SMTP verdict and the ingest job both read them there.
 //!
 //! # Durability
 //!

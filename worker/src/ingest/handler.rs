@@ -7,16 +7,16 @@ use std::time::{Duration, Instant};
 use cleanmail_core::{
     Action, Category, DomainName, EmailAddress, Engine, Envelope as CoreEnvelope,
 };
-use cleanmail_core::{MessageInput, RecipientPolicy, TenantContext, Verdict};
+use cleanmail_core::{EffectivePolicy, MessageInput, RecipientPolicy, TenantContext, Verdict};
 use cleanmail_schema::models::{Job, MessageLogEntry, TrafficCounter};
 use cleanmail_schema::store::mail::AcceptedBatch;
 use cleanmail_schema::store::routing::{RecipientRoute, unscoped_resolve_recipient_for_smtp};
-use cleanmail_schema::{Db, DomainId, JobId, MessageLogId, TenantId};
+use cleanmail_schema::{Db, DomainId, JobId, MessageLogId, StoreError, TenantId};
 use tracing::{debug, warn};
 
 use super::{Committer, HeaderSummary, INGEST_MESSAGE, IngestMessage, IngestRecipient, hour_of};
 use crate::blobs::BlobStore;
-use crate::policy::effective_policy_for;
+use crate::policy::PolicyCache;
 use crate::smtp::{DataDecision, Envelope, RcptDecision, SessionInfo, SmtpHandler};
 
 /// How long a recipient lookup is reused (RCPT and DATA of one message, bursts of mail to
@@ -38,6 +38,7 @@ pub struct IngestHandler {
     committer: Committer,
     settings: IngestSettings,
     routes: Mutex<HashMap<String, (Instant, RecipientRoute)>>,
+    policies: PolicyCache,
 }
 
 impl IngestHandler {
@@ -49,6 +50,7 @@ impl IngestHandler {
         settings: IngestSettings,
     ) -> Self {
         Self {
+            policies: PolicyCache::new(db.clone()),
             db,
             engine,
             blobs,
@@ -84,6 +86,8 @@ impl IngestHandler {
 struct TenantPart {
     tenant_id: TenantId,
     recipients: Vec<(EmailAddress, IngestRecipient, RecipientRoute)>,
+    /// Each recipient's effective policy, in the order of `recipients`.
+    policies: Vec<Arc<EffectivePolicy>>,
 }
 
 impl SmtpHandler for IngestHandler {
@@ -129,20 +133,32 @@ impl SmtpHandler for IngestHandler {
                 // Removed between RCPT and DATA: the address no longer exists.
                 continue;
             };
+            let policy = match self.policies.for_user(&user_id).await {
+                Ok(policy) => policy,
+                // The user was removed between RCPT and DATA.
+                Err(StoreError::NotFound) => continue,
+                Err(err) => {
+                    warn!(error = %err, "policy lookup failed");
+                    return DataDecision::TempFail(
+                        "Policy lookup failed, try again later".to_owned(),
+                    );
+                }
+            };
             let recipient = IngestRecipient {
                 address: address.as_str().to_owned(),
                 domain_id,
                 user_id,
                 alias_id,
             };
-            parts
+            let part = parts
                 .entry(tenant_id.clone())
                 .or_insert_with(|| TenantPart {
                     tenant_id,
                     recipients: Vec::new(),
-                })
-                .recipients
-                .push((address, recipient, route));
+                    policies: Vec::new(),
+                });
+            part.recipients.push((address, recipient, route));
+            part.policies.push(policy);
         }
         if parts.is_empty() {
             return DataDecision::Reject("No valid recipients".to_owned());
@@ -171,9 +187,10 @@ impl SmtpHandler for IngestHandler {
                     recipients: part
                         .recipients
                         .iter()
-                        .map(|(a, _, route)| RecipientPolicy {
+                        .zip(&part.policies)
+                        .map(|((a, _, _), policy)| RecipientPolicy {
                             address: a.clone(),
-                            policy: effective_policy_for(route),
+                            policy: EffectivePolicy::clone(policy),
                         })
                         .collect(),
                     ..TenantContext::default()
