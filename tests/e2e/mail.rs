@@ -120,6 +120,15 @@ impl Talk {
         self.reply().await
     }
 
+    /// MAIL FROM, RCPT TO `rcpt` and DATA `raw` in this session; the reply to the final dot.
+    async fn data_after_envelope(&mut self, rcpt: &str, raw: &[u8]) -> String {
+        let mail = self.cmd("MAIL FROM:<alice@sender.example>").await;
+        assert!(mail.starts_with("250"), "{mail}");
+        let rcpt = self.cmd(&format!("RCPT TO:<{rcpt}>")).await;
+        assert!(rcpt.starts_with("250"), "{rcpt}");
+        self.data(raw).await
+    }
+
     /// DATA with `raw` (dot-stuffed); the reply to the final dot.
     async fn data(&mut self, raw: &[u8]) -> String {
         let go = self.cmd("DATA").await;
@@ -704,5 +713,63 @@ async fn mail_recipients_whose_policies_disagree_get_it_quarantined_not_refused(
             sink.messages().is_empty(),
             "{backend:?}: a virus was delivered"
         );
+    }
+}
+
+/// ClamAV in the SMTP path, against a real clamd (`.ci/start-clamd`, `TEST_CLAMD_ADDR`):
+/// the test signature, which no built-in rule knows, is refused at DATA.
+#[tokio::test]
+async fn mail_with_a_virus_found_by_clamd_is_refused_at_data() {
+    let Ok(clamd) = std::env::var("TEST_CLAMD_ADDR") else {
+        eprintln!(
+            "skipped: set TEST_CLAMD_ADDR=127.0.0.1:3310 (bash .ci/start-clamd) to test ClamAV in the SMTP path"
+        );
+        return;
+    };
+    for backend in backends() {
+        let sink = sink().await;
+        let server = Server::start_with(backend, &[("CLEANMAIL_CLAMD_ADDR", clamd.as_str())]).await;
+        let admin = server.client(&server.admin_key("root@platform.test"));
+        let fx = Fixture::create(&admin, "Clamav").await;
+        admin
+            .patch(
+                &format!("/api/v1/domains/{}", fx.domain),
+                json!({ "destination": sink.addr().to_string(), "state": "live" }),
+            )
+            .await
+            .expect(200);
+        let jean = format!("jean@{}", fx.domain_name);
+        let infected = message(
+            "alice@sender.example",
+            &jean,
+            "Invoice",
+            "clamd-1@sender.example",
+            "Please see CLEANMAIL-CLAMD-TEST-SIGNATURE-7f3a attached.",
+        );
+        let mut talk = Talk::open(server.smtp).await;
+        assert!(
+            talk.cmd("MAIL FROM:<alice@sender.example>")
+                .await
+                .starts_with("250")
+        );
+        assert!(
+            talk.cmd(&format!("RCPT TO:<{jean}>"))
+                .await
+                .starts_with("250")
+        );
+        let refused = talk.data(&infected).await;
+        assert!(refused.starts_with("550 5.7.1"), "{backend:?}: {refused}");
+        assert!(refused.contains("CLAMAV_VIRUS"), "{backend:?}: {refused}");
+        // The same text without the signature passes.
+        let clean = message(
+            "alice@sender.example",
+            &jean,
+            "Invoice",
+            "clamd-2@sender.example",
+            "Please see the invoice attached.",
+        );
+        let accepted = talk.data_after_envelope(&jean, &clean).await;
+        assert!(accepted.starts_with("250"), "{backend:?}: {accepted}");
+        assert_eq!(sink.wait_for(1, Duration::from_secs(20)).await.len(), 1);
     }
 }

@@ -15,7 +15,6 @@ use cleanmail_schema::{Db, DomainId, JobId, MessageLogId, StoreError, TenantId};
 use tracing::{debug, warn};
 
 use super::{Committer, HeaderSummary, INGEST_MESSAGE, IngestMessage, IngestRecipient, hour_of};
-use crate::blobs::BlobStore;
 use crate::policy::PolicyCache;
 use crate::smtp::{DataDecision, Envelope, RcptDecision, SessionInfo, SmtpHandler};
 
@@ -23,39 +22,22 @@ use crate::smtp::{DataDecision, Envelope, RcptDecision, SessionInfo, SmtpHandler
 /// one address).
 const ROUTE_CACHE_TTL: Duration = Duration::from_secs(2);
 
-/// Settings of the ingest handler.
-#[derive(Debug, Clone)]
-pub struct IngestSettings {
-    /// `fsync` blob files before their group commits (local blob store only).
-    pub fsync_blobs: bool,
-}
-
 /// The production [`SmtpHandler`].
 pub struct IngestHandler {
     db: Db,
     engine: Arc<Engine>,
-    blobs: BlobStore,
     committer: Committer,
-    settings: IngestSettings,
     routes: Mutex<HashMap<String, (Instant, RecipientRoute)>>,
     policies: PolicyCache,
 }
 
 impl IngestHandler {
-    pub fn new(
-        db: Db,
-        engine: Arc<Engine>,
-        blobs: BlobStore,
-        committer: Committer,
-        settings: IngestSettings,
-    ) -> Self {
+    pub fn new(db: Db, engine: Arc<Engine>, committer: Committer) -> Self {
         Self {
             policies: PolicyCache::new(db.clone()),
             db,
             engine,
-            blobs,
             committer,
-            settings,
             routes: Mutex::default(),
         }
     }
@@ -289,12 +271,8 @@ impl SmtpHandler for IngestHandler {
             ));
         }
 
-        // Durable acceptance: blob first, then the ingest jobs in the next group commit.
+        // Durable acceptance: the blob and the ingest jobs go with the next group commit.
         let blob_key = format!("inbound/{}/{queue_id}.eml", received_at.format("%Y/%m/%d"));
-        if let Err(err) = self.blobs.put(&blob_key, message).await {
-            warn!(error = %err, "storing message blob failed");
-            return DataDecision::TempFail("Storage unavailable, try again later".to_owned());
-        }
         let mut batch = AcceptedBatch::default();
         for (index, (part, verdict)) in parts.values().zip(verdicts).enumerate() {
             let log_id = log_id(index);
@@ -325,12 +303,7 @@ impl SmtpHandler for IngestHandler {
                 received_at,
             ));
         }
-        let keys = if self.settings.fsync_blobs {
-            vec![blob_key]
-        } else {
-            Vec::new()
-        };
-        match self.committer.commit(batch, keys).await {
+        match self.committer.commit(batch, (blob_key, message)).await {
             Ok(()) => DataDecision::Accept { queue_id },
             Err(err) => {
                 warn!(error = %err, "accepting message failed");
