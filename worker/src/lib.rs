@@ -11,9 +11,10 @@
 //! # Durability
 //!
 //! A message is answered `250` only after its raw bytes are in the blob store (and, with
-//! `blob_fsync`, flushed to disk) and its ingest job is committed in the database. The
-//! [`ingest::Committer`] folds the acceptances of all sessions waiting at one instant into
-//! one transaction (group commit), so the commit cost is shared.
+//! `blob_fsync`, flushed to disk with their folder) and its ingest job is committed in the
+//! database. The [`ingest::Committer`] folds the acceptances of all sessions waiting at one
+//! instant into one blob flush and one transaction (group commit), so both costs are
+//! shared.
 //!
 //! # Why a job table and not apalis
 //!
