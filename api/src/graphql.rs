@@ -407,6 +407,37 @@ impl QueryRoot {
             .gql_opt()
     }
 
+    /// Retained (delivered) messages of the backup webmail you can see, newest first.
+    async fn webmail_messages(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        search: Option<MessageSearch>,
+    ) -> async_graphql::Result<Connection<String, StoredMessage>> {
+        let had_cursor = after.is_some();
+        let page = service::webmail::list(
+            state(ctx),
+            who(ctx)?,
+            &search.unwrap_or_default(),
+            &page_params(first, after),
+        )
+        .await
+        .gql()?;
+        Ok(connection(page, had_cursor, service::quarantine::cursor))
+    }
+
+    /// One retained message, rendered safely.
+    async fn webmail_message(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+    ) -> async_graphql::Result<Option<MessageDetail>> {
+        service::webmail::get(state(ctx), who(ctx)?, &id)
+            .await
+            .gql_opt()
+    }
+
     /// Release requests you can see (a user: their own), newest first.
     async fn release_requests(
         &self,
@@ -796,5 +827,26 @@ impl MutationRoot {
         service::quarantine::decide_release_request(state(ctx), who(ctx)?, &id, false)
             .await
             .gql()
+    }
+    /// Re-delivers a retained message to its recipient's mailbox.
+    async fn redistribute_message(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+    ) -> async_graphql::Result<StoredMessage> {
+        service::webmail::redistribute(state(ctx), who(ctx)?, &id)
+            .await
+            .gql()
+    }
+    /// Deletes a retained message from the backup webmail.
+    async fn delete_webmail_message(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+    ) -> async_graphql::Result<String> {
+        service::webmail::delete(state(ctx), who(ctx)?, &id)
+            .await
+            .gql()
+            .map(|()| id)
     }
 }

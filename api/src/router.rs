@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 use crate::rest::addresses::{aliases, convert, import, users};
 use crate::rest::hierarchy::{domains, resellers, tenants};
 use crate::rest::policies::{assignments, crud as policies};
-use crate::rest::{Json, access, quarantine};
+use crate::rest::{Json, access, quarantine, webmail};
 use crate::{ApiError, AppState};
 
 #[derive(OpenApi)]
@@ -33,6 +33,7 @@ use crate::{ApiError, AppState};
         (name = "api-keys", description = "Long-lived credentials for automation"),
         (name = "policies", description = "Filtering policies, their assignment, overrides and effective values"),
         (name = "quarantine", description = "Quarantined messages, their release, sender lists and release requests"),
+        (name = "webmail", description = "The backup webmail: retained copies of delivered mail, redistribution, sending during an outage"),
         (name = "health")
     )
 )]
@@ -111,6 +112,10 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(quarantine::list_release_requests))
         .routes(routes!(quarantine::approve_release_request))
         .routes(routes!(quarantine::deny_release_request))
+        .routes(routes!(webmail::list))
+        .routes(routes!(webmail::get))
+        .routes(routes!(webmail::redistribute))
+        .routes(routes!(webmail::delete))
 }
 
 /// The OpenAPI document.

@@ -12,6 +12,7 @@ pub(crate) mod rendering;
 pub mod resellers;
 pub mod tenants;
 pub mod users;
+pub mod webmail;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
