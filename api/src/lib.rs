@@ -21,6 +21,15 @@ pub use error::{ApiError, FieldError, Problem, Validator};
 pub use router::{openapi, openapi_json, router};
 pub use service::api_keys::bootstrap_platform_admin;
 
+/// Raw messages by blob key: the worker's blob store in production (`cleanmail serve`
+/// adapts it), anything in tests.
+pub trait MessageBlobs: Send + Sync {
+    /// The bytes stored under `key`.
+    fn get<'a>(&'a self, key: &'a str) -> futures::future::BoxFuture<'a, Result<Vec<u8>, String>>;
+    /// Removes `key`; a missing key is not an error.
+    fn delete<'a>(&'a self, key: &'a str) -> futures::future::BoxFuture<'a, Result<(), String>>;
+}
+
 /// Shared state of the API: cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
@@ -29,7 +38,7 @@ pub struct AppState {
     /// Data-residency regions this deployment serves.
     pub regions: Arc<Vec<String>>,
     /// Raw messages (quarantine previews, raw downloads, purges); `None`: unavailable.
-    pub blobs: Option<cleanmail_schema::blobs::BlobStore>,
+    pub blobs: Option<Arc<dyn MessageBlobs>>,
 }
 
 impl AppState {
@@ -44,9 +53,9 @@ impl AppState {
     }
 
     /// The blob store, or `Unavailable` when this process has none.
-    pub(crate) fn blobs(&self) -> Result<&cleanmail_schema::blobs::BlobStore, ApiError> {
+    pub(crate) fn blobs(&self) -> Result<&dyn MessageBlobs, ApiError> {
         self.blobs
-            .as_ref()
+            .as_deref()
             .ok_or_else(|| ApiError::Unavailable("no blob store configured".into()))
     }
 }
@@ -56,12 +65,12 @@ pub struct AppStateBuilder {
     db: cleanmail_schema::Db,
     jwt_secret: Option<Vec<u8>>,
     regions: Vec<String>,
-    blobs: Option<cleanmail_schema::blobs::BlobStore>,
+    blobs: Option<Arc<dyn MessageBlobs>>,
 }
 
 impl AppStateBuilder {
     /// The blob store holding raw messages.
-    pub fn blobs(mut self, blobs: cleanmail_schema::blobs::BlobStore) -> Self {
+    pub fn blobs(mut self, blobs: Arc<dyn MessageBlobs>) -> Self {
         self.blobs = Some(blobs);
         self
     }
