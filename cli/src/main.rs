@@ -261,6 +261,7 @@ async fn serve(config: Config, roles: Vec<Role>) -> anyhow::Result<()> {
             blobs.clone(),
             settings,
             Arc::clone(&ingest_ready),
+            Arc::new(cleanmail_core::Engine::default()),
         );
         tasks.push(tokio::spawn(worker.run(shutdown.clone())));
     }

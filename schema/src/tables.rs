@@ -242,6 +242,15 @@ table! {
 }
 
 table! {
+    tenant_models (tenant_id) {
+        tenant_id -> Text,
+        model -> Binary,
+        learned -> BigInt,
+        updated_at -> Timestamp,
+    }
+}
+
+table! {
     release_requests (id) {
         id -> Text,
         tenant_id -> Text,
@@ -294,6 +303,7 @@ allow_tables_to_appear_in_same_query!(
     messages,
     traffic_counters,
     classifier_feedback,
+    tenant_models,
     release_requests,
     dkim_keys,
 );

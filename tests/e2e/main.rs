@@ -5,6 +5,7 @@ mod common;
 mod foundation;
 mod import;
 mod isolation;
+mod learning;
 mod mail;
 mod policies;
 mod quarantine;

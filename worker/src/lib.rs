@@ -43,6 +43,7 @@ pub mod clamd;
 pub mod delivery;
 pub mod ingest;
 pub mod jobs;
+pub mod learning;
 pub mod policy;
 pub mod sink;
 pub mod smtp;

@@ -211,7 +211,8 @@ macro_rules! blob_in_use {
 }
 pub(crate) use blob_in_use;
 
-/// Records classifier feedback for one copy (once per copy and kind).
+/// Records classifier feedback for one copy (once per copy and kind) and enqueues its
+/// [`LearnFeedback`](crate::store::learning::LearnFeedback) job.
 macro_rules! insert_feedback {
     ($conn:ident, $message:expr, $kind:expr, $by:expr, $now:expr) => {{
         let message: &Message = $message;
@@ -230,11 +231,26 @@ macro_rules! insert_feedback {
             created_by: $by.to_owned(),
             created_at: $now,
         };
-        diesel::insert_into(classifier_feedback::table)
+        let inserted = diesel::insert_into(classifier_feedback::table)
             .values(&row)
             .on_conflict_do_nothing()
             .execute($conn)
             .await?;
+        if inserted == 1 {
+            let job = crate::store::learning::LearnFeedback::job(
+                &message.id.0,
+                &message.tenant_id,
+                $kind,
+                &message.mail_from,
+                &message.blob_key,
+                $now,
+            );
+            diesel::insert_into(crate::tables::jobs::table)
+                .values(&job)
+                .on_conflict_do_nothing()
+                .execute($conn)
+                .await?;
+        }
     }};
 }
 

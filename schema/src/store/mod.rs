@@ -5,6 +5,7 @@ pub mod access;
 pub mod aliases;
 pub mod domains;
 pub mod jobs;
+pub mod learning;
 pub mod mail;
 pub mod messages;
 pub mod policies;

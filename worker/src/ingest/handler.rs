@@ -15,6 +15,7 @@ use cleanmail_schema::{Db, DomainId, JobId, MessageLogId, StoreError, TenantId};
 use tracing::{debug, warn};
 
 use super::{Committer, HeaderSummary, INGEST_MESSAGE, IngestMessage, IngestRecipient, hour_of};
+use crate::learning::TenantModelCache;
 use crate::policy::PolicyCache;
 use crate::smtp::{DataDecision, Envelope, RcptDecision, SessionInfo, SmtpHandler};
 
@@ -29,12 +30,14 @@ pub struct IngestHandler {
     committer: Committer,
     routes: Mutex<HashMap<String, (Instant, RecipientRoute)>>,
     policies: PolicyCache,
+    models: TenantModelCache,
 }
 
 impl IngestHandler {
     pub fn new(db: Db, engine: Arc<Engine>, committer: Committer) -> Self {
         Self {
             policies: PolicyCache::new(db.clone()),
+            models: TenantModelCache::new(db.clone()),
             db,
             engine,
             committer,
@@ -155,9 +158,14 @@ impl SmtpHandler for IngestHandler {
             tls: envelope.session.tls.is_some(),
         };
         let engine = Arc::clone(&self.engine);
+        let mut overlays = Vec::with_capacity(parts.len());
+        for tenant_id in parts.keys() {
+            overlays.push(self.models.for_tenant(tenant_id).await);
+        }
         let jobs_input: Vec<(CoreEnvelope, TenantContext)> = parts
             .values()
-            .map(|part| {
+            .zip(overlays)
+            .map(|(part, overlay)| {
                 let mut env = core_envelope.clone();
                 env.recipients = part.recipients.iter().map(|(a, _, _)| a.clone()).collect();
                 let ctx = TenantContext {
@@ -175,6 +183,7 @@ impl SmtpHandler for IngestHandler {
                             policy: EffectivePolicy::clone(policy),
                         })
                         .collect(),
+                    overlay,
                     ..TenantContext::default()
                 };
                 (env, ctx)

@@ -8,6 +8,8 @@
 //!   attempt and removes or reschedules itself in one transaction.
 //! - `purge_expired_messages` ([`purge_expired_messages`]): drops expired quarantine and
 //!   retention copies and their blobs.
+//! - `learn_feedback` ([`crate::learning`]): teaches a tenant's model the messages its users
+//!   released (ham) or reported (spam).
 
 pub mod deliver_message;
 pub mod ingest_message;
@@ -16,6 +18,7 @@ pub mod purge_expired_messages;
 use std::sync::Arc;
 use std::time::Duration;
 
+use cleanmail_core::Engine;
 use cleanmail_schema::Db;
 use cleanmail_schema::store::jobs;
 use tokio::sync::{Notify, Semaphore};
@@ -28,6 +31,7 @@ pub use purge_expired_messages::PURGE_EXPIRED_MESSAGES;
 use crate::blobs::BlobStore;
 use crate::delivery::{DeliveryClient, RetryPolicy};
 use crate::ingest::INGEST_MESSAGE;
+use crate::learning::LEARN_FEEDBACK;
 use crate::policy::PolicyCache;
 
 /// Settings of the job runner.
@@ -74,6 +78,8 @@ pub struct Worker {
     pub(crate) delivery_ready: Arc<Notify>,
     /// Recipients' effective policies (retention and quarantine expiry at ingest).
     pub(crate) policies: PolicyCache,
+    /// The filtering engine, for the features of messages learned from feedback.
+    pub(crate) engine: Arc<Engine>,
 }
 
 /// Poll interval when nothing woke the loop (jobs of other processes, retries coming due).
@@ -86,8 +92,10 @@ impl Worker {
         blobs: BlobStore,
         settings: WorkerSettings,
         ingest_ready: Arc<Notify>,
+        engine: Arc<Engine>,
     ) -> Arc<Self> {
         Arc::new(Self {
+            engine,
             client: DeliveryClient::new(settings.hostname.clone()),
             policies: PolicyCache::new(db.clone()),
             db,
@@ -107,6 +115,7 @@ impl Worker {
             tokio::spawn(Arc::clone(&self).ingest_loop(shutdown.clone())),
             tokio::spawn(Arc::clone(&self).delivery_loop(shutdown.clone())),
             tokio::spawn(Arc::clone(&self).purge_loop(shutdown.clone())),
+            tokio::spawn(Arc::clone(&self).learn_loop(shutdown.clone())),
         ];
         for task in tasks {
             let _ = task.await;
@@ -198,6 +207,32 @@ impl Worker {
                 Err(err) => {
                     warn!(error = %err, "claiming delivery jobs failed");
                     tokio::time::sleep(POLL).await;
+                }
+            }
+        }
+    }
+
+    async fn learn_loop(self: Arc<Self>, shutdown: CancellationToken) {
+        while !shutdown.is_cancelled() {
+            match jobs::claim(
+                &self.db,
+                &[LEARN_FEEDBACK],
+                &self.id,
+                64,
+                self.settings.lease,
+            )
+            .await
+            {
+                Ok(batch) if !batch.is_empty() => crate::learning::run_batch(&self, batch).await,
+                Ok(_) => {
+                    tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        () = tokio::time::sleep(POLL * 4) => {}
+                    }
+                }
+                Err(err) => {
+                    warn!(error = %err, "claiming feedback jobs failed");
+                    tokio::time::sleep(POLL * 4).await;
                 }
             }
         }

@@ -1,0 +1,155 @@
+//! Per-tenant learning: the [`LEARN_FEEDBACK`] jobs that turn classifier feedback (a release
+//! is ham, a spam report is spam) into the tenant's [`TenantModel`], and the cache through
+//! which the SMTP path classifies with it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cleanmail_core::{Class, EmailAddress, Envelope, TenantModel};
+use cleanmail_schema::models::Job;
+use cleanmail_schema::store::jobs;
+use cleanmail_schema::store::learning::{
+    LearnFeedback, store_learned, unscoped_tenant_model_for_ingest,
+};
+use cleanmail_schema::{Db, JobId, StoreError, TenantId};
+use tracing::{debug, warn};
+
+use crate::jobs::Worker;
+
+pub use cleanmail_schema::store::learning::LEARN_FEEDBACK;
+
+/// How long a loaded tenant model is reused: what a tenant learns applies within this time.
+pub const MODEL_CACHE_TTL: Duration = Duration::from_secs(5);
+/// Most tenants whose models are cached at once.
+const MODEL_CACHE_CAPACITY: usize = 10_000;
+
+/// Tenants' learned models, cached for [`MODEL_CACHE_TTL`].
+pub struct TenantModelCache {
+    db: Db,
+    entries: Mutex<HashMap<TenantId, (Instant, Option<Arc<TenantModel>>)>>,
+}
+
+impl TenantModelCache {
+    pub fn new(db: Db) -> Self {
+        Self {
+            db,
+            entries: Mutex::default(),
+        }
+    }
+
+    /// The tenant's model, `None` when it has learned nothing (or its model cannot be read,
+    /// which is logged: filtering goes on with the shared model).
+    pub async fn for_tenant(&self, tenant_id: &TenantId) -> Option<Arc<TenantModel>> {
+        {
+            let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((at, model)) = entries.get(tenant_id)
+                && at.elapsed() < MODEL_CACHE_TTL
+            {
+                return model.clone();
+            }
+        }
+        let model = match unscoped_tenant_model_for_ingest(&self.db, tenant_id).await {
+            Ok(stored) => stored.and_then(|stored| match TenantModel::from_bytes(&stored.model) {
+                Ok(model) => Some(Arc::new(model)),
+                Err(err) => {
+                    warn!(tenant = %tenant_id, error = %err, "unreadable tenant model ignored");
+                    None
+                }
+            }),
+            Err(err) => {
+                warn!(tenant = %tenant_id, error = %err, "loading the tenant model failed");
+                return None;
+            }
+        };
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= MODEL_CACHE_CAPACITY {
+            entries.retain(|_, (at, _)| at.elapsed() < MODEL_CACHE_TTL);
+        }
+        entries.insert(tenant_id.clone(), (Instant::now(), model.clone()));
+        model
+    }
+}
+
+/// Learns a batch of claimed feedback jobs, tenant by tenant: each tenant's model is loaded,
+/// taught every message of the batch, and stored with the jobs' removal in one transaction.
+pub(crate) async fn run_batch(worker: &Worker, batch: Vec<Job>) {
+    let mut by_tenant: BTreeMap<TenantId, Vec<Job>> = BTreeMap::new();
+    for job in batch {
+        match job.tenant_id.clone() {
+            Some(tenant) => by_tenant.entry(tenant).or_default().push(job),
+            None => warn!(job = %job.id, "feedback job without a tenant"),
+        }
+    }
+    for (tenant, jobs) in by_tenant {
+        if let Err(err) = learn_tenant(worker, &tenant, &jobs).await {
+            warn!(tenant = %tenant, error = %err, "learning feedback failed; retrying later");
+            let later = cleanmail_schema::now() + chrono::Duration::seconds(30);
+            for job in &jobs {
+                let _ = jobs::retry_later(&worker.db, &job.id, &worker.id, later, &err.to_string())
+                    .await;
+            }
+        }
+    }
+}
+
+async fn learn_tenant(worker: &Worker, tenant: &TenantId, jobs: &[Job]) -> anyhow::Result<()> {
+    let mut examples = Vec::with_capacity(jobs.len());
+    let mut done: Vec<JobId> = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let payload: LearnFeedback = serde_json::from_str(&job.payload)?;
+        let class = match payload.kind.as_str() {
+            "ham" => Class::Ham,
+            "spam" => Class::Spam,
+            other => anyhow::bail!("unknown feedback kind {other:?}"),
+        };
+        let raw = match &job.blob_key {
+            Some(key) => worker.blobs.get(key).await?,
+            None => anyhow::bail!("feedback job {} has no message", job.id),
+        };
+        let mut envelope = Envelope::from_headers(&raw);
+        envelope.mail_from = EmailAddress::parse(&payload.mail_from).ok();
+        examples.push((raw, envelope, class));
+        done.push(job.id.clone());
+    }
+    // Another learner may store between our read and write: learn again from its model.
+    for _ in 0..5 {
+        let stored = unscoped_tenant_model_for_ingest(&worker.db, tenant).await?;
+        let previous = stored.as_ref().map(|s| s.learned);
+        let mut model = match stored {
+            Some(stored) => TenantModel::from_bytes(&stored.model)?,
+            None => TenantModel::default(),
+        };
+        let engine = Arc::clone(&worker.engine);
+        let examples_ref = examples.clone();
+        let model_bytes = tokio::task::spawn_blocking(move || {
+            for (raw, envelope, class) in &examples_ref {
+                engine.learn(&mut model, raw, envelope, *class);
+            }
+            model.to_bytes()
+        })
+        .await?;
+        match store_learned(
+            &worker.db,
+            tenant,
+            &model_bytes,
+            previous,
+            &done,
+            &worker.id,
+        )
+        .await
+        {
+            Ok(true) => {
+                debug!(tenant = %tenant, learned = done.len(), "tenant model updated");
+                return Ok(());
+            }
+            Ok(false) => continue,
+            Err(StoreError::Conflict(reason)) => {
+                debug!(tenant = %tenant, %reason, "feedback jobs taken over by another worker");
+                return Ok(());
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+    anyhow::bail!("the tenant model kept changing under us")
+}
