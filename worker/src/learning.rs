@@ -24,10 +24,13 @@ pub const MODEL_CACHE_TTL: Duration = Duration::from_secs(5);
 /// Most tenants whose models are cached at once.
 const MODEL_CACHE_CAPACITY: usize = 10_000;
 
+/// A cached model and when it was loaded (`None`: the tenant has learned nothing).
+type CachedModel = (Instant, Option<Arc<TenantModel>>);
+
 /// Tenants' learned models, cached for [`MODEL_CACHE_TTL`].
 pub struct TenantModelCache {
     db: Db,
-    entries: Mutex<HashMap<TenantId, (Instant, Option<Arc<TenantModel>>)>>,
+    entries: Mutex<HashMap<TenantId, CachedModel>>,
 }
 
 impl TenantModelCache {
