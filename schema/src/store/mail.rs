@@ -54,6 +54,31 @@ macro_rules! add_counters {
     };
 }
 
+/// Whether a message row or a queued job still refers to the blob `key`.
+macro_rules! blob_in_use {
+    ($conn:ident, $key:expr) => {{
+        let rows: i64 = messages::table
+            .filter(messages::blob_key.eq(&$key))
+            .count()
+            .get_result($conn)
+            .await?;
+        let queued: i64 = jobs::table
+            .filter(jobs::blob_key.eq(&$key))
+            .count()
+            .get_result($conn)
+            .await?;
+        rows > 0 || queued > 0
+    }};
+}
+
+/// Whether nothing refers to the blob `key` any more (no message row keeps it, no job will
+/// read it): a delivered message whose recipients keep no copy.
+pub async fn blob_unused(db: &Db, key: &str) -> Result<bool, StoreError> {
+    with_conn!(db, conn => {
+        Ok(!blob_in_use!(conn, key))
+    })
+}
+
 /// Commits one group of SMTP acceptances and refusals in a single transaction.
 pub async fn commit_accepted(db: &Db, batch: &AcceptedBatch) -> Result<(), StoreError> {
     with_conn!(db, conn => {
@@ -254,17 +279,7 @@ pub async fn purge_expired_messages(
             .await?;
             let mut unused = Vec::new();
             for key in keys {
-                let rows: i64 = messages::table
-                    .filter(messages::blob_key.eq(&key))
-                    .count()
-                    .get_result(conn)
-                    .await?;
-                let queued: i64 = jobs::table
-                    .filter(jobs::blob_key.eq(&key))
-                    .count()
-                    .get_result(conn)
-                    .await?;
-                if rows == 0 && queued == 0 {
+                if !blob_in_use!(conn, key) {
                     unused.push(key);
                 }
             }

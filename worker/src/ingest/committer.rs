@@ -1,4 +1,12 @@
-//! Group commit: acceptances of all sessions pending at one instant share one transaction.
+//! Group commit: acceptances of all sessions pending at one instant share one blob flush
+//! and one transaction.
+//!
+//! For each group the committer writes the messages' blobs, flushes them and their folders
+//! together ([`BlobStore::put_group`]), then commits the group's jobs, refusal logs and
+//! counters in one transaction, and only then lets the sessions answer `250`. The two steps
+//! run as a pipeline: while one group commits, the next group's blobs are flushed. A crash at
+//! any point before the commit leaves at most unused blob files, never a job without its
+//! blob.
 
 use std::sync::Arc;
 
@@ -14,8 +22,8 @@ const MAX_GROUP: usize = 2048;
 
 struct Pending {
     batch: AcceptedBatch,
-    /// Blob files to `fsync` before the commit (local store with `fsync` on).
-    blob_keys: Vec<String>,
+    /// The raw message to store under its key before the commit.
+    blob: Option<(String, Vec<u8>)>,
     done: Option<oneshot::Sender<Result<(), String>>>,
 }
 
@@ -28,9 +36,11 @@ pub struct Committer {
 impl Committer {
     /// Starts the committer task. `committed` is notified after each commit that made jobs
     /// durable (the in-process worker wakes up on it). With `fsync_blobs`, blob files of a
-    /// group are flushed to disk before its transaction commits.
+    /// group are flushed to disk (local store) before its transaction commits.
     pub fn spawn(db: Db, blobs: BlobStore, fsync_blobs: bool, committed: Arc<Notify>) -> Self {
         let (tx, mut rx) = mpsc::channel::<Pending>(8192);
+        // Two stages, so one group's blobs are flushed while the previous group commits.
+        let (flushed_tx, mut flushed_rx) = mpsc::channel::<Vec<Pending>>(4);
         tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
                 let mut group = vec![first];
@@ -40,50 +50,70 @@ impl Committer {
                         Err(_) => break,
                     }
                 }
+                let items: Vec<(String, Vec<u8>)> =
+                    group.iter_mut().filter_map(|p| p.blob.take()).collect();
+                let stored = if items.is_empty() {
+                    Ok(())
+                } else {
+                    blobs
+                        .put_group(items, fsync_blobs)
+                        .await
+                        .map_err(|e| format!("storing message blobs: {e}"))
+                };
+                match stored {
+                    Ok(()) => {
+                        if flushed_tx.send(group).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(err) => {
+                        warn!(error = %err, messages = group.len(), "group commit failed");
+                        answer(group, &Err(err));
+                    }
+                }
+            }
+        });
+        tokio::spawn(async move {
+            while let Some(mut group) = flushed_rx.recv().await {
+                while group.len() < MAX_GROUP {
+                    match flushed_rx.try_recv() {
+                        Ok(more) => group.extend(more),
+                        Err(_) => break,
+                    }
+                }
                 let mut batch = AcceptedBatch::default();
-                let mut paths = Vec::new();
                 for pending in &mut group {
                     batch.jobs.append(&mut pending.batch.jobs);
                     batch.log_entries.append(&mut pending.batch.log_entries);
                     batch.counters.append(&mut pending.batch.counters);
-                    if fsync_blobs {
-                        paths.extend(pending.blob_keys.iter().filter_map(|k| blobs.local_path(k)));
-                    }
                 }
-                let synced = if paths.is_empty() {
-                    Ok(())
-                } else {
-                    sync_files(paths).await
-                };
-                let result = match synced {
-                    Ok(()) => commit_accepted(&db, &batch)
-                        .await
-                        .map_err(|e| e.to_string()),
-                    Err(err) => Err(err),
-                };
+                let result = commit_accepted(&db, &batch)
+                    .await
+                    .map_err(|e| e.to_string());
                 if let Err(err) = &result {
                     warn!(error = %err, messages = group.len(), "group commit failed");
                 }
                 if result.is_ok() && !batch.jobs.is_empty() {
                     committed.notify_one();
                 }
-                for pending in group {
-                    if let Some(done) = pending.done {
-                        let _ = done.send(result.clone());
-                    }
-                }
+                answer(group, &result);
             }
         });
         Self { tx }
     }
 
-    /// Commits `batch` with the next group and waits until it is durable.
-    pub async fn commit(&self, batch: AcceptedBatch, blob_keys: Vec<String>) -> Result<(), String> {
+    /// Stores `blob` (key, raw message) and commits `batch` with the next group; returns
+    /// once both are durable.
+    pub async fn commit(
+        &self,
+        batch: AcceptedBatch,
+        blob: (String, Vec<u8>),
+    ) -> Result<(), String> {
         let (done, wait) = oneshot::channel();
         self.tx
             .send(Pending {
                 batch,
-                blob_keys,
+                blob: Some(blob),
                 done: Some(done),
             })
             .await
@@ -95,26 +125,17 @@ impl Committer {
     pub fn commit_later(&self, batch: AcceptedBatch) {
         let _ = self.tx.try_send(Pending {
             batch,
-            blob_keys: Vec::new(),
+            blob: None,
             done: None,
         });
     }
 }
 
-/// `fsync`s files in parallel on the blocking pool (the file system groups the flushes).
-async fn sync_files(paths: Vec<std::path::PathBuf>) -> Result<(), String> {
-    let tasks: Vec<_> = paths
-        .into_iter()
-        .map(|path| {
-            tokio::task::spawn_blocking(move || {
-                std::fs::File::open(&path)
-                    .and_then(|f| f.sync_all())
-                    .map_err(|e| format!("fsync {}: {e}", path.display()))
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await.map_err(|e| e.to_string())??;
+/// Tells each waiting session how its group ended.
+fn answer(group: Vec<Pending>, result: &Result<(), String>) {
+    for pending in group {
+        if let Some(done) = pending.done {
+            let _ = done.send(result.clone());
+        }
     }
-    Ok(())
 }
