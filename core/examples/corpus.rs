@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use cleanmail_core::classifier::Class;
+use cleanmail_core::engine::{TRAIN_EPOCHS, TRAIN_HAM_WEIGHT};
 use cleanmail_core::metrics::Confusion;
 use cleanmail_core::{Engine, EngineConfig, Envelope, MessageInput, Model, TenantContext};
 
@@ -48,8 +49,8 @@ fn train(messages: &[&(Class, String, Vec<u8>)]) -> Model {
         model.learn(&features, *class);
         examples.push((features, *class));
     }
-    let epochs = std::env::var("EPOCHS").map_or(12, |e| e.parse().unwrap());
-    let ham_weight = std::env::var("HAM_WEIGHT").map_or(2.0, |e| e.parse().unwrap());
+    let epochs = std::env::var("EPOCHS").map_or(TRAIN_EPOCHS, |e| e.parse().unwrap());
+    let ham_weight = std::env::var("HAM_WEIGHT").map_or(TRAIN_HAM_WEIGHT, |e| e.parse().unwrap());
     model.train_weights(&examples, epochs, ham_weight);
     model
 }
@@ -69,12 +70,21 @@ fn evaluate(engine: &Engine, messages: &[&(Class, String, Vec<u8>)], verbose: bo
         let caught = verdict.category.is_threat();
         if std::env::var("DUMP").is_ok() {
             let symbols: Vec<&str> = verdict.symbols.iter().map(|s| s.name.as_str()).collect();
+            // Score of the rules alone (without the classifier's symbol), for fitting.
+            let rules: f32 = verdict
+                .symbols
+                .iter()
+                .filter(|s| !s.name.starts_with("BAYES_"))
+                .map(|s| s.score)
+                .sum();
             println!(
-                "P {:?} {:.4} {:.4} {name} {}",
+                "P {:?} {:.4} {:.4} {name} {} {rules:.2} {:?} {:.4}",
                 class,
                 verdict.bayes.map_or(-1.0, |b| b.spam),
                 verdict.bayes.map_or(-1.0, |b| b.bayes),
-                symbols.join(",")
+                symbols.join(","),
+                verdict.category,
+                verdict.bayes.map_or(-1.0, |b| b.phish),
             );
         }
         if verbose && (caught != (*class != Class::Ham)) {

@@ -32,7 +32,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use crate::message::{Extracted, registrable_domain, url_host};
+use crate::message::{Extracted, host_is_ip, registrable_domain, url_host};
 
 /// The class of a training message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -614,19 +614,11 @@ pub fn features(message: &Extracted<'_>, masks: &Masks) -> Vec<u32> {
             out.push(prefixed("ext:", &ext));
         }
     }
-    for link in message.links.iter().take(50) {
-        if let Some(host) = url_host(&link.href) {
-            if masks.domains.iter().any(|d| host.ends_with(d.as_str())) {
-                continue;
-            }
-            out.push(prefixed("u:", registrable_domain(&host)));
-        }
+    let links = message.links.iter().take(50).map(|l| l.href.as_str());
+    for url in links.chain(message.text_urls.iter().take(50).map(String::as_str)) {
+        url_features(url, masks, &mut out);
     }
-    for url in message.text_urls.iter().take(50) {
-        if let Some(host) = url_host(url) {
-            out.push(prefixed("u:", registrable_domain(&host)));
-        }
-    }
+    shape_features(message, &mut out);
     // Visible text: unigrams and bigrams.
     let text = message.text.to_lowercase();
     let mut previous: u32 = 0;
@@ -646,6 +638,145 @@ pub fn features(message: &Extracted<'_>, masks: &Masks) -> Vec<u32> {
     out.sort_unstable();
     out.dedup();
     out
+}
+
+/// Features of one link: the registrable domain of its host (or the fact that the host is a
+/// bare IP address), a port, the words of its path and query, user directories and scripts.
+/// Links to recipient domains are skipped (they would identify the collector).
+fn url_features(url: &str, masks: &Masks, out: &mut Vec<u32>) {
+    let Some(host) = url_host(url) else {
+        return;
+    };
+    if masks.domains.iter().any(|d| host.ends_with(d.as_str())) {
+        return;
+    }
+    if host_is_ip(&host) {
+        out.push(prefixed("u:", "<ip>"));
+    } else {
+        out.push(prefixed("u:", registrable_domain(&host)));
+    }
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let (authority, path) = rest
+        .find(['/', '?', '#'])
+        .map_or((rest, ""), |at| rest.split_at(at));
+    if authority
+        .rsplit('@')
+        .next()
+        .is_some_and(|h| h.contains(':'))
+    {
+        out.push(prefixed("up:", "<port>"));
+    }
+    if path.contains('?') {
+        out.push(prefixed("up:", "<query>"));
+    }
+    if path.contains('~') {
+        out.push(prefixed("up:", "<tilde>"));
+    }
+    let path = path.to_ascii_lowercase();
+    for word in path
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .filter(|w| (3..=20).contains(&w.len()))
+        .take(6)
+    {
+        out.push(prefixed("up:", word));
+    }
+}
+
+/// Bucketed shape features of the message (the "meta" tokens of SpamAssassin's and
+/// bogofilter's tokenizers): how much of the text and subject is in capitals, non-Latin
+/// letters or exclamation marks, how long the text is, how many links and images it has,
+/// hash-buster words, and the shape of the sender's local part.
+fn shape_features(message: &Extracted<'_>, out: &mut Vec<u32>) {
+    fn bucket(prefix: &str, value: usize, out: &mut Vec<u32>) {
+        let log = usize::BITS - value.leading_zeros();
+        out.push(prefixed(prefix, &log.to_string()));
+    }
+    let text = &message.text[..message.text.len().min(16 * 1024)];
+    let (mut letters, mut upper, mut non_latin, mut bangs) = (0usize, 0usize, 0usize, 0usize);
+    for c in text.chars() {
+        if c.is_alphabetic() {
+            letters += 1;
+            if c.is_uppercase() {
+                upper += 1;
+            }
+            if !c.is_ascii() && (c as u32) > 0x24F {
+                non_latin += 1;
+            }
+        } else if c == '!' {
+            bangs += 1;
+        }
+    }
+    let percent = |part: usize| (part * 100).checked_div(letters).unwrap_or(0);
+    out.push(prefixed("caps:", &(percent(upper) / 10).min(6).to_string()));
+    out.push(prefixed(
+        "nonlatin:",
+        &(percent(non_latin) / 20).to_string(),
+    ));
+    bucket("bangs:", bangs, out);
+    bucket("len:", letters, out);
+    bucket("links:", message.links.len() + message.text_urls.len(), out);
+    bucket("imgs:", message.images, out);
+    // Hash busters: long runs of letters that are not words (too few vowels or no repeats
+    // of common letter pairs), typically appended to defeat checksums.
+    let mut gibberish = 0;
+    for word in text.split(|c: char| !c.is_ascii_alphabetic()) {
+        if word.len() >= 12 && word.bytes().all(|b| b.is_ascii_lowercase()) {
+            let vowels = word.bytes().filter(|b| b"aeiouy".contains(b)).count();
+            if vowels * 5 < word.len() || vowels * 5 > word.len() * 3 || !has_common_pair(word) {
+                gibberish += 1;
+            }
+        }
+    }
+    bucket("gib:", gibberish, out);
+    let subject = message.subject.trim();
+    let subject_letters = subject.chars().filter(|c| c.is_alphabetic()).count();
+    let subject_upper = subject.chars().filter(|c| c.is_uppercase()).count();
+    if let Some(ratio) = (subject_upper * 100).checked_div(subject_letters) {
+        out.push(prefixed("scaps:", &(ratio / 25).to_string()));
+    }
+    if subject.contains('!') {
+        out.push(prefixed("s:", "<bang>"));
+    }
+    if subject.contains('$') || subject.contains('%') {
+        out.push(prefixed("s:", "<money>"));
+    }
+    if let Some(last) = subject.split_whitespace().last()
+        && subject.split_whitespace().count() > 2
+        && last.len() >= 3
+        && last.bytes().all(|b| b.is_ascii_alphanumeric())
+        && !has_common_pair(&last.to_ascii_lowercase())
+    {
+        out.push(prefixed("s:", "<tail-noise>"));
+    }
+    if let Some(local) = message
+        .from
+        .as_ref()
+        .and_then(|f| f.address.as_deref())
+        .and_then(|a| a.rsplit_once('@'))
+        .map(|(local, _)| local)
+    {
+        let digits = local.bytes().filter(u8::is_ascii_digit).count();
+        bucket("fldig:", digits, out);
+        bucket("fllen:", local.len(), out);
+        for word in local
+            .split(|c: char| !c.is_ascii_alphabetic())
+            .filter(|w| (3..=12).contains(&w.len()))
+            .take(2)
+        {
+            out.push(prefixed("fl:", word));
+        }
+    }
+}
+
+/// Whether a lowercase word contains one of the most frequent English letter pairs.
+fn has_common_pair(word: &str) -> bool {
+    const PAIRS: &[&[u8; 2]] = &[
+        b"th", b"he", b"in", b"er", b"an", b"re", b"on", b"at", b"en", b"nd", b"ti", b"es", b"or",
+        b"te", b"ed", b"is", b"it", b"al", b"ar", b"st",
+    ];
+    word.as_bytes()
+        .windows(2)
+        .any(|pair| PAIRS.iter().any(|p| p[..] == *pair))
 }
 
 /// Splits lowercased text into word tokens, masking recipient identities and bucketing
