@@ -716,15 +716,12 @@ fn shape_features(message: &Extracted<'_>, out: &mut Vec<u32>) {
     bucket("len:", letters, out);
     bucket("links:", message.links.len() + message.text_urls.len(), out);
     bucket("imgs:", message.images, out);
-    // Hash busters: long runs of letters that are not words (too few vowels or no repeats
-    // of common letter pairs), typically appended to defeat checksums.
+    // Hash busters: long runs of lowercase letters that cannot be words (five consonants in a
+    // row, or too few or too many vowels), typically appended to defeat checksums.
     let mut gibberish = 0;
     for word in text.split(|c: char| !c.is_ascii_alphabetic()) {
-        if word.len() >= 12 && word.bytes().all(|b| b.is_ascii_lowercase()) {
-            let vowels = word.bytes().filter(|b| b"aeiouy".contains(b)).count();
-            if vowels * 5 < word.len() || vowels * 5 > word.len() * 3 || !has_common_pair(word) {
-                gibberish += 1;
-            }
+        if word.len() >= 12 && word.bytes().all(|b| b.is_ascii_lowercase()) && !is_wordlike(word) {
+            gibberish += 1;
         }
     }
     bucket("gib:", gibberish, out);
@@ -744,7 +741,7 @@ fn shape_features(message: &Extracted<'_>, out: &mut Vec<u32>) {
         && subject.split_whitespace().count() > 2
         && last.len() >= 3
         && last.bytes().all(|b| b.is_ascii_alphanumeric())
-        && !has_common_pair(&last.to_ascii_lowercase())
+        && !is_wordlike(&last.to_ascii_lowercase())
     {
         out.push(prefixed("s:", "<tail-noise>"));
     }
@@ -768,15 +765,18 @@ fn shape_features(message: &Extracted<'_>, out: &mut Vec<u32>) {
     }
 }
 
-/// Whether a lowercase word contains one of the most frequent English letter pairs.
-fn has_common_pair(word: &str) -> bool {
-    const PAIRS: &[&[u8; 2]] = &[
-        b"th", b"he", b"in", b"er", b"an", b"re", b"on", b"at", b"en", b"nd", b"ti", b"es", b"or",
-        b"te", b"ed", b"is", b"it", b"al", b"ar", b"st",
-    ];
-    word.as_bytes()
-        .windows(2)
-        .any(|pair| PAIRS.iter().any(|p| p[..] == *pair))
+/// Whether a lowercase word could be a word of a Latin-alphabet language: a plausible share of
+/// vowels and no run of five consonants.
+fn is_wordlike(word: &str) -> bool {
+    let vowel = |b: u8| b"aeiouy".contains(&b);
+    let vowels = word.bytes().filter(|&b| vowel(b)).count();
+    let mut run = 0;
+    let mut longest_run = 0;
+    for b in word.bytes() {
+        run = if vowel(b) { 0 } else { run + 1 };
+        longest_run = longest_run.max(run);
+    }
+    vowels * 5 >= word.len() && vowels * 5 <= word.len() * 3 && longest_run < 5
 }
 
 /// Splits lowercased text into word tokens, masking recipient identities and bucketing
@@ -837,6 +837,36 @@ fn words(text: &str, masks: &Masks, mut emit: impl FnMut(&str)) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn links_and_shapes_become_generic_tokens() {
+        let message = |url: &str, text: &str| Extracted {
+            subject: "Act now".to_owned(),
+            text: text.to_owned(),
+            text_urls: vec![url.to_owned()],
+            ..Default::default()
+        };
+        let masks = Masks::default();
+        // Any bare IP host is the same feature; the path words are features of their own.
+        let a = features(
+            &message("http://200.38.128.154/remove.cgi", "hello"),
+            &masks,
+        );
+        let b = features(&message("http://10.1.2.3/remove.cgi", "hello"), &masks);
+        let c = features(&message("http://10.1.2.3/other", "hello"), &masks);
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert!(a.contains(&prefixed("u:", "<ip>")));
+        assert!(a.contains(&prefixed("up:", "remove")));
+        // Hash busters and shouting are counted, whatever the random letters are.
+        let busted = features(&message("", "buy now nywguempturgwthionjpsqdw"), &masks);
+        assert!(busted.contains(&prefixed("gib:", "1")));
+        let shouting = features(&message("", "BUY CHEAP PILLS NOW"), &masks);
+        assert!(shouting.contains(&prefixed("caps:", "6")));
+        let calm = features(&message("", "see you at the meeting tomorrow"), &masks);
+        assert!(calm.contains(&prefixed("gib:", "0")));
+        assert!(calm.contains(&prefixed("caps:", "0")));
+    }
 
     #[test]
     fn chi_square_combining_is_bimodal() {

@@ -139,7 +139,28 @@ fn header_tokens(message: &Message<'_>) -> Vec<String> {
             _ => {}
         }
     }
+    out.push(message_id_token(message).to_owned());
     out
+}
+
+/// How the Message-ID relates to the sender: `mid:same` when its domain is the From address's
+/// registrable domain (as legitimate mail systems write it), `mid:other`, or `mid:none`. Only
+/// the relation is learned, never the host name (which may be a relay's or a collector's).
+fn message_id_token(message: &Message<'_>) -> &'static str {
+    let Some(id) = message.header_raw("Message-ID") else {
+        return "mid:none";
+    };
+    let id_domain = id
+        .trim()
+        .trim_matches(['<', '>'])
+        .rsplit_once('@')
+        .map(|(_, d)| d.trim_end_matches('>').to_ascii_lowercase());
+    let from_domain =
+        mailbox(message.from()).and_then(|m| m.domain().map(|d| registrable_domain(d).to_owned()));
+    match (id_domain, from_domain) {
+        (Some(id), Some(from)) if registrable_domain(&id) == from => "mid:same",
+        _ => "mid:other",
+    }
 }
 
 /// Extracts the analyzable view of `message`, within the module's limits.
