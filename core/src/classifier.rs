@@ -305,8 +305,9 @@ impl Model {
         z
     }
 
-    /// Trains the logistic layer on labelled feature sets (spam and phish are positive),
-    /// with SGD, per-message input normalisation and ham weighted up to keep false positives
+    /// Trains the logistic layer on labelled feature sets (spam and phish are positive) with
+    /// AdaGrad (a per-feature step size: rare tokens learn fast, common ones settle), a small
+    /// L2 decay, per-message input normalisation and ham weighted up to keep false positives
     /// rare. Call after [`Model::learn`] has counted the same messages.
     pub fn train_weights(
         &mut self,
@@ -314,7 +315,10 @@ impl Model {
         epochs: usize,
         ham_weight: f64,
     ) {
+        const STEP: f64 = 0.3;
+        const DECAY: f64 = 1e-5;
         let mut weights: FeatureMap<f64> = FeatureMap::default();
+        let mut squared_gradients: FeatureMap<f64> = FeatureMap::default();
         let mut bias = 0.0f64;
         let mut order: Vec<usize> = (0..examples.len()).collect();
         let mut rng: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -326,7 +330,7 @@ impl Model {
                 rng ^= rng << 17;
                 order.swap(i, (rng % (i as u64 + 1)) as usize);
             }
-            let rate = 0.5 / (1.0 + epoch as f64 * 0.3);
+            let bias_rate = 0.05 / (1.0 + epoch as f64 * 0.3);
             for &index in &order {
                 let (features, class) = &examples[index];
                 let x = input_scale(features.len());
@@ -340,11 +344,14 @@ impl Model {
                 } else {
                     1.0
                 };
-                let gradient = (target - sigmoid(z)) * importance * rate;
-                bias += gradient * 0.1;
+                let error = (target - sigmoid(z)) * importance;
+                bias += error * bias_rate;
+                let gradient = error * x;
                 for f in features {
+                    let squared = squared_gradients.entry(*f).or_insert(1e-6);
+                    *squared += gradient * gradient;
                     let w = weights.entry(*f).or_insert(0.0);
-                    *w += gradient * x - 1e-5 * *w;
+                    *w += STEP * gradient / squared.sqrt() - DECAY * *w;
                 }
             }
         }
