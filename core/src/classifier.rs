@@ -4,14 +4,18 @@
 //!
 //! # What the model learns from (and what it must not)
 //!
-//! Features come from the message *content* only: the subject, the sender's display name and
-//! domain, the Reply-To domain, the mailer name, the MIME structure (content types, charsets,
-//! attachment extensions), the hosts of links, and the words of the visible text (text parts,
-//! or HTML rendered to text). Received chains, Message-ID, Date, To/Cc/Delivered-To/X-Original-To
-//! and every other header are ignored, because in a collected corpus they identify the
-//! collector rather than the message. Recipient addresses, their local parts and domains are
-//! masked in the text before tokenizing (a phish saying "Dear jose" is learned as
-//! "Dear RCPT_LOCAL").
+//! Features come from the message *content* only: the subject (words, bigrams, capitals,
+//! `!`/`$`, a trailing noise word), the sender's display name, domain and local-part shape,
+//! the Reply-To domain, the mailer name, the MIME structure (content types, charsets,
+//! attachment extensions), the relation of the Message-ID to the From domain (same, other or
+//! none, never a host name), the hosts of links (a bare IP is one `<ip>` token) with the words
+//! of their paths, bucketed shape counts (capitals, non-Latin letters, `!`, length, links,
+//! images, hash-buster words) and the words of the visible text (text parts, or HTML rendered
+//! to text). Received chains, Date, To/Cc/Delivered-To/X-Original-To, mailing-list headers and
+//! every other header are ignored, because in a collected corpus they identify the collector
+//! or the channel rather than the message. Recipient addresses, their local parts and domains
+//! are masked in the text before tokenizing (a phish saying "Dear jose" is learned as
+//! "Dear RCPT_LOCAL"), and links to recipient domains are skipped.
 //!
 //! # Model file format (little endian)
 //!
@@ -23,10 +27,10 @@
 //! # Two layers over the same features
 //!
 //! The per-class counts give the Bayes estimate (and the phish-versus-spam estimate used for
-//! the category). A logistic-regression layer trained on the same features (the
+//! the category). A logistic-regression layer trained with AdaGrad on the same features (the
 //! discriminative member of the family: CRM114's OSB-Winnow, rspamd's neural module) gives the
-//! spam probability used for scoring when present; it is sharper than chi-square combining on
-//! short messages. Tenant feedback corrects both: counts are added, and the logistic weights
+//! spam probability used for scoring when present; on cross-validation over the training
+//! corpus it ranks far better than chi-square combining, which saturates at 0 and 1. Tenant feedback corrects both: counts are added, and the logistic weights
 //! are adjusted by train-on-error until the message is classified as the user said.
 
 use std::collections::HashMap;
