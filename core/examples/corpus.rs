@@ -39,6 +39,11 @@ fn load(dir: &Path) -> Vec<(Class, String, Vec<u8>)> {
     out
 }
 
+/// Features kept in a written model: seen at least this often (`cleanmail train` uses 3).
+fn min_count() -> u32 {
+    std::env::var("MIN_COUNT").map_or(3, |m| m.parse().unwrap())
+}
+
 fn train(messages: &[&(Class, String, Vec<u8>)]) -> Model {
     let engine = Engine::new(Arc::new(Model::default()), EngineConfig::default());
     let mut model = Model::default();
@@ -113,8 +118,7 @@ fn main() {
     match args[1].as_str() {
         "train" => {
             let model = train(&all);
-            let bytes =
-                model.to_bytes(std::env::var("MIN_COUNT").map_or(3, |m| m.parse().unwrap()));
+            let bytes = model.to_bytes(min_count());
             std::fs::write(&args[3], &bytes).expect("write");
             eprintln!("{} features, {} bytes", model.len(), bytes.len());
         }
@@ -140,7 +144,7 @@ fn main() {
                     all.iter().enumerate().partition(|(i, _)| i % folds == fold);
                 let training: Vec<_> = training.into_iter().map(|(_, m)| *m).collect();
                 let test: Vec<_> = test.into_iter().map(|(_, m)| *m).collect();
-                let model = Model::from_bytes(&train(&training).to_bytes(2)).unwrap();
+                let model = Model::from_bytes(&train(&training).to_bytes(min_count())).unwrap();
                 let engine = Engine::new(Arc::new(model), EngineConfig::default());
                 let confusion = evaluate(&engine, &test, std::env::var("VERBOSE").is_ok());
                 for (class, counts) in confusion.counts {
