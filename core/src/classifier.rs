@@ -36,7 +36,9 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use crate::message::{Extracted, host_is_ip, registrable_domain, url_host};
+use crate::message::{
+    Extracted, find_urls, host_is_ip, list_footer_start, registrable_domain, url_host,
+};
 
 /// The class of a training message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -625,13 +627,27 @@ pub fn features(message: &Extracted<'_>, masks: &Masks) -> Vec<u32> {
             out.push(prefixed("ext:", &ext));
         }
     }
+    // A list footer is the channel's, not the sender's: its words and links are left out.
+    let footer = if message.list_mail {
+        list_footer_start(&message.text)
+    } else {
+        None
+    };
+    let body = &message.text[..footer.unwrap_or(message.text.len())];
+    let footerless_urls;
+    let text_urls = if footer.is_some() {
+        footerless_urls = find_urls(body, 100);
+        &footerless_urls
+    } else {
+        &message.text_urls
+    };
     let links = message.links.iter().take(50).map(|l| l.href.as_str());
-    for url in links.chain(message.text_urls.iter().take(50).map(String::as_str)) {
+    for url in links.chain(text_urls.iter().take(50).map(String::as_str)) {
         url_features(url, masks, &mut out);
     }
     shape_features(message, &mut out);
     // Visible text: unigrams and bigrams.
-    let text = message.text.to_lowercase();
+    let text = body.to_lowercase();
     let mut previous: u32 = 0;
     let mut count = 0;
     words(&text, masks, |word| {

@@ -64,6 +64,8 @@ pub struct Extracted<'m> {
     pub header_tokens: Vec<String>,
     /// Distinct HTML tag names.
     pub html_tags: Vec<String>,
+    /// The message came through a mailing list (it has `List-Id` or `List-Post`).
+    pub list_mail: bool,
 }
 
 /// Headers whose presence (and for some, value) the classifier may learn: all are set by the
@@ -173,6 +175,8 @@ pub fn extract<'m>(message: &'m Message<'_>) -> Extracted<'m> {
     };
     out.part_count = message.parts.len();
     out.header_tokens = header_tokens(message);
+    out.list_mail =
+        message.header_raw("List-Id").is_some() || message.header_raw("List-Post").is_some();
     if message.parts.len() > MAX_PARTS {
         out.truncated = true;
     }
@@ -269,6 +273,29 @@ fn mailbox(address: Option<&mail_parser::Address<'_>>) -> Option<Mailbox> {
             .map(|a| a.trim().trim_matches(['<', '>']).to_ascii_lowercase())
             .filter(|a| a.contains('@')),
     })
+}
+
+/// Where a mailing list's footer starts in a text body: the last line of at least 20
+/// underscores, or the last `-- ` signature line, in the last 1,000 bytes. List software
+/// appends it to every post, spam included, so it says nothing about the message.
+pub fn list_footer_start(text: &str) -> Option<usize> {
+    let tail_start = text.len().saturating_sub(1000);
+    let tail_start = (tail_start..=text.len())
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(text.len());
+    let tail = &text[tail_start..];
+    let mut found = None;
+    let mut offset = 0;
+    for line in tail.split_inclusive('\n') {
+        let trimmed = line.trim_end();
+        if trimmed == "--" && line.starts_with("-- ")
+            || (trimmed.len() >= 20 && trimmed.bytes().all(|b| b == b'_'))
+        {
+            found = Some(tail_start + offset);
+        }
+        offset += line.len();
+    }
+    found
 }
 
 /// Finds `http(s)://` and `www.` URLs in plain text.
@@ -371,6 +398,27 @@ pub fn host_is_ip(host: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn list_footers_are_found_near_the_end_only() {
+        let post = "Buy now at http://offer.example/\n\
+                    _______________________________________________\n\
+                    Talk mailing list\nhttps://lists.example.org/listinfo/talk\n";
+        let start = list_footer_start(post).unwrap();
+        assert!(post[..start].ends_with("offer.example/\n"));
+        assert!(post[start..].starts_with("____"));
+        let signed = "Hello\n-- \nIrish Linux Users' Group\n";
+        assert_eq!(
+            &signed[list_footer_start(signed).unwrap()..],
+            "-- \nIrish Linux Users' Group\n"
+        );
+        assert_eq!(
+            list_footer_start("no footer here\n--\nnot a delimiter"),
+            None
+        );
+        let long = format!("{}\n{}\nbody", "_".repeat(30), "x".repeat(2000));
+        assert_eq!(list_footer_start(&long), None);
+    }
 
     #[test]
     fn url_helpers() {
