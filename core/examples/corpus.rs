@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use cleanmail_core::classifier::Class;
+use cleanmail_core::engine::{TRAIN_EPOCHS, TRAIN_HAM_WEIGHT};
 use cleanmail_core::metrics::Confusion;
 use cleanmail_core::{Engine, EngineConfig, Envelope, MessageInput, Model, TenantContext};
 
@@ -38,6 +39,11 @@ fn load(dir: &Path) -> Vec<(Class, String, Vec<u8>)> {
     out
 }
 
+/// Features kept in a written model: seen at least this often (`cleanmail train` uses 3).
+fn min_count() -> u32 {
+    std::env::var("MIN_COUNT").map_or(3, |m| m.parse().unwrap())
+}
+
 fn train(messages: &[&(Class, String, Vec<u8>)]) -> Model {
     let engine = Engine::new(Arc::new(Model::default()), EngineConfig::default());
     let mut model = Model::default();
@@ -48,8 +54,8 @@ fn train(messages: &[&(Class, String, Vec<u8>)]) -> Model {
         model.learn(&features, *class);
         examples.push((features, *class));
     }
-    let epochs = std::env::var("EPOCHS").map_or(12, |e| e.parse().unwrap());
-    let ham_weight = std::env::var("HAM_WEIGHT").map_or(2.0, |e| e.parse().unwrap());
+    let epochs = std::env::var("EPOCHS").map_or(TRAIN_EPOCHS, |e| e.parse().unwrap());
+    let ham_weight = std::env::var("HAM_WEIGHT").map_or(TRAIN_HAM_WEIGHT, |e| e.parse().unwrap());
     model.train_weights(&examples, epochs, ham_weight);
     model
 }
@@ -69,12 +75,21 @@ fn evaluate(engine: &Engine, messages: &[&(Class, String, Vec<u8>)], verbose: bo
         let caught = verdict.category.is_threat();
         if std::env::var("DUMP").is_ok() {
             let symbols: Vec<&str> = verdict.symbols.iter().map(|s| s.name.as_str()).collect();
+            // Score of the rules alone (without the classifier's symbol), for fitting.
+            let rules: f32 = verdict
+                .symbols
+                .iter()
+                .filter(|s| !s.name.starts_with("BAYES_"))
+                .map(|s| s.score)
+                .sum();
             println!(
-                "P {:?} {:.4} {:.4} {name} {}",
+                "P {:?} {:.4} {:.4} {name} {} {rules:.2} {:?} {:.4}",
                 class,
                 verdict.bayes.map_or(-1.0, |b| b.spam),
                 verdict.bayes.map_or(-1.0, |b| b.bayes),
-                symbols.join(",")
+                symbols.join(","),
+                verdict.category,
+                verdict.bayes.map_or(-1.0, |b| b.phish),
             );
         }
         if verbose && (caught != (*class != Class::Ham)) {
@@ -103,8 +118,7 @@ fn main() {
     match args[1].as_str() {
         "train" => {
             let model = train(&all);
-            let bytes =
-                model.to_bytes(std::env::var("MIN_COUNT").map_or(3, |m| m.parse().unwrap()));
+            let bytes = model.to_bytes(min_count());
             std::fs::write(&args[3], &bytes).expect("write");
             eprintln!("{} features, {} bytes", model.len(), bytes.len());
         }
@@ -130,7 +144,7 @@ fn main() {
                     all.iter().enumerate().partition(|(i, _)| i % folds == fold);
                 let training: Vec<_> = training.into_iter().map(|(_, m)| *m).collect();
                 let test: Vec<_> = test.into_iter().map(|(_, m)| *m).collect();
-                let model = Model::from_bytes(&train(&training).to_bytes(2)).unwrap();
+                let model = Model::from_bytes(&train(&training).to_bytes(min_count())).unwrap();
                 let engine = Engine::new(Arc::new(model), EngineConfig::default());
                 let confusion = evaluate(&engine, &test, std::env::var("VERBOSE").is_ok());
                 for (class, counts) in confusion.counts {

@@ -4,14 +4,18 @@
 //!
 //! # What the model learns from (and what it must not)
 //!
-//! Features come from the message *content* only: the subject, the sender's display name and
-//! domain, the Reply-To domain, the mailer name, the MIME structure (content types, charsets,
-//! attachment extensions), the hosts of links, and the words of the visible text (text parts,
-//! or HTML rendered to text). Received chains, Message-ID, Date, To/Cc/Delivered-To/X-Original-To
-//! and every other header are ignored, because in a collected corpus they identify the
-//! collector rather than the message. Recipient addresses, their local parts and domains are
-//! masked in the text before tokenizing (a phish saying "Dear jose" is learned as
-//! "Dear RCPT_LOCAL").
+//! Features come from the message *content* only: the subject (words, bigrams, capitals,
+//! `!`/`$`, a trailing noise word), the sender's display name, domain and local-part shape,
+//! the Reply-To domain, the mailer name, the MIME structure (content types, charsets,
+//! attachment extensions), the relation of the Message-ID to the From domain (same, other or
+//! none, never a host name), the hosts of links (a bare IP is one `<ip>` token) with the words
+//! of their paths, bucketed shape counts (capitals, non-Latin letters, `!`, length, links,
+//! images, hash-buster words) and the words of the visible text (text parts, or HTML rendered
+//! to text). Received chains, Date, To/Cc/Delivered-To/X-Original-To, mailing-list headers and
+//! every other header are ignored, because in a collected corpus they identify the collector
+//! or the channel rather than the message. Recipient addresses, their local parts and domains
+//! are masked in the text before tokenizing (a phish saying "Dear jose" is learned as
+//! "Dear RCPT_LOCAL"), and links to recipient domains are skipped.
 //!
 //! # Model file format (little endian)
 //!
@@ -23,16 +27,18 @@
 //! # Two layers over the same features
 //!
 //! The per-class counts give the Bayes estimate (and the phish-versus-spam estimate used for
-//! the category). A logistic-regression layer trained on the same features (the
+//! the category). A logistic-regression layer trained with AdaGrad on the same features (the
 //! discriminative member of the family: CRM114's OSB-Winnow, rspamd's neural module) gives the
-//! spam probability used for scoring when present; it is sharper than chi-square combining on
-//! short messages. Tenant feedback corrects both: counts are added, and the logistic weights
+//! spam probability used for scoring when present; on cross-validation over the training
+//! corpus it ranks far better than chi-square combining, which saturates at 0 and 1. Tenant feedback corrects both: counts are added, and the logistic weights
 //! are adjusted by train-on-error until the message is classified as the user said.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use crate::message::{Extracted, registrable_domain, url_host};
+use crate::message::{
+    Extracted, find_urls, host_is_ip, list_footer_start, registrable_domain, url_host,
+};
 
 /// The class of a training message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -305,8 +311,9 @@ impl Model {
         z
     }
 
-    /// Trains the logistic layer on labelled feature sets (spam and phish are positive),
-    /// with SGD, per-message input normalisation and ham weighted up to keep false positives
+    /// Trains the logistic layer on labelled feature sets (spam and phish are positive) with
+    /// AdaGrad (a per-feature step size: rare tokens learn fast, common ones settle), a small
+    /// L2 decay, per-message input normalisation and ham weighted up to keep false positives
     /// rare. Call after [`Model::learn`] has counted the same messages.
     pub fn train_weights(
         &mut self,
@@ -314,7 +321,10 @@ impl Model {
         epochs: usize,
         ham_weight: f64,
     ) {
+        const STEP: f64 = 0.3;
+        const DECAY: f64 = 1e-5;
         let mut weights: FeatureMap<f64> = FeatureMap::default();
+        let mut squared_gradients: FeatureMap<f64> = FeatureMap::default();
         let mut bias = 0.0f64;
         let mut order: Vec<usize> = (0..examples.len()).collect();
         let mut rng: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -326,7 +336,7 @@ impl Model {
                 rng ^= rng << 17;
                 order.swap(i, (rng % (i as u64 + 1)) as usize);
             }
-            let rate = 0.5 / (1.0 + epoch as f64 * 0.3);
+            let bias_rate = 0.05 / (1.0 + epoch as f64 * 0.3);
             for &index in &order {
                 let (features, class) = &examples[index];
                 let x = input_scale(features.len());
@@ -340,11 +350,14 @@ impl Model {
                 } else {
                     1.0
                 };
-                let gradient = (target - sigmoid(z)) * importance * rate;
-                bias += gradient * 0.1;
+                let error = (target - sigmoid(z)) * importance;
+                bias += error * bias_rate;
+                let gradient = error * x;
                 for f in features {
+                    let squared = squared_gradients.entry(*f).or_insert(1e-6);
+                    *squared += gradient * gradient;
                     let w = weights.entry(*f).or_insert(0.0);
-                    *w += gradient * x - 1e-5 * *w;
+                    *w += STEP * gradient / squared.sqrt() - DECAY * *w;
                 }
             }
         }
@@ -614,21 +627,27 @@ pub fn features(message: &Extracted<'_>, masks: &Masks) -> Vec<u32> {
             out.push(prefixed("ext:", &ext));
         }
     }
-    for link in message.links.iter().take(50) {
-        if let Some(host) = url_host(&link.href) {
-            if masks.domains.iter().any(|d| host.ends_with(d.as_str())) {
-                continue;
-            }
-            out.push(prefixed("u:", registrable_domain(&host)));
-        }
+    // A list footer is the channel's, not the sender's: its words and links are left out.
+    let footer = if message.list_mail {
+        list_footer_start(&message.text)
+    } else {
+        None
+    };
+    let body = &message.text[..footer.unwrap_or(message.text.len())];
+    let footerless_urls;
+    let text_urls = if footer.is_some() {
+        footerless_urls = find_urls(body, 100);
+        &footerless_urls
+    } else {
+        &message.text_urls
+    };
+    let links = message.links.iter().take(50).map(|l| l.href.as_str());
+    for url in links.chain(text_urls.iter().take(50).map(String::as_str)) {
+        url_features(url, masks, &mut out);
     }
-    for url in message.text_urls.iter().take(50) {
-        if let Some(host) = url_host(url) {
-            out.push(prefixed("u:", registrable_domain(&host)));
-        }
-    }
+    shape_features(message, &mut out);
     // Visible text: unigrams and bigrams.
-    let text = message.text.to_lowercase();
+    let text = body.to_lowercase();
     let mut previous: u32 = 0;
     let mut count = 0;
     words(&text, masks, |word| {
@@ -646,6 +665,145 @@ pub fn features(message: &Extracted<'_>, masks: &Masks) -> Vec<u32> {
     out.sort_unstable();
     out.dedup();
     out
+}
+
+/// Features of one link: the registrable domain of its host (or the fact that the host is a
+/// bare IP address), a port, the words of its path and query, user directories and scripts.
+/// Links to recipient domains are skipped (they would identify the collector).
+fn url_features(url: &str, masks: &Masks, out: &mut Vec<u32>) {
+    let Some(host) = url_host(url) else {
+        return;
+    };
+    if masks.domains.iter().any(|d| host.ends_with(d.as_str())) {
+        return;
+    }
+    if host_is_ip(&host) {
+        out.push(prefixed("u:", "<ip>"));
+    } else {
+        out.push(prefixed("u:", registrable_domain(&host)));
+    }
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let (authority, path) = rest
+        .find(['/', '?', '#'])
+        .map_or((rest, ""), |at| rest.split_at(at));
+    if authority
+        .rsplit('@')
+        .next()
+        .is_some_and(|h| h.contains(':'))
+    {
+        out.push(prefixed("up:", "<port>"));
+    }
+    if path.contains('?') {
+        out.push(prefixed("up:", "<query>"));
+    }
+    if path.contains('~') {
+        out.push(prefixed("up:", "<tilde>"));
+    }
+    let path = path.to_ascii_lowercase();
+    for word in path
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .filter(|w| (3..=20).contains(&w.len()))
+        .take(6)
+    {
+        out.push(prefixed("up:", word));
+    }
+}
+
+/// Bucketed shape features of the message (the "meta" tokens of SpamAssassin's and
+/// bogofilter's tokenizers): how much of the text and subject is in capitals, non-Latin
+/// letters or exclamation marks, how long the text is, how many links and images it has,
+/// hash-buster words, and the shape of the sender's local part.
+fn shape_features(message: &Extracted<'_>, out: &mut Vec<u32>) {
+    fn bucket(prefix: &str, value: usize, out: &mut Vec<u32>) {
+        let log = usize::BITS - value.leading_zeros();
+        out.push(prefixed(prefix, &log.to_string()));
+    }
+    let text = &message.text[..message.text.len().min(16 * 1024)];
+    let (mut letters, mut upper, mut non_latin, mut bangs) = (0usize, 0usize, 0usize, 0usize);
+    for c in text.chars() {
+        if c.is_alphabetic() {
+            letters += 1;
+            if c.is_uppercase() {
+                upper += 1;
+            }
+            if !c.is_ascii() && (c as u32) > 0x24F {
+                non_latin += 1;
+            }
+        } else if c == '!' {
+            bangs += 1;
+        }
+    }
+    let percent = |part: usize| (part * 100).checked_div(letters).unwrap_or(0);
+    out.push(prefixed("caps:", &(percent(upper) / 10).min(6).to_string()));
+    out.push(prefixed(
+        "nonlatin:",
+        &(percent(non_latin) / 20).to_string(),
+    ));
+    bucket("bangs:", bangs, out);
+    bucket("len:", letters, out);
+    bucket("links:", message.links.len() + message.text_urls.len(), out);
+    bucket("imgs:", message.images, out);
+    // Hash busters: long runs of lowercase letters that cannot be words (five consonants in a
+    // row, or too few or too many vowels), typically appended to defeat checksums.
+    let mut gibberish = 0;
+    for word in text.split(|c: char| !c.is_ascii_alphabetic()) {
+        if word.len() >= 12 && word.bytes().all(|b| b.is_ascii_lowercase()) && !is_wordlike(word) {
+            gibberish += 1;
+        }
+    }
+    bucket("gib:", gibberish, out);
+    let subject = message.subject.trim();
+    let subject_letters = subject.chars().filter(|c| c.is_alphabetic()).count();
+    let subject_upper = subject.chars().filter(|c| c.is_uppercase()).count();
+    if let Some(ratio) = (subject_upper * 100).checked_div(subject_letters) {
+        out.push(prefixed("scaps:", &(ratio / 25).to_string()));
+    }
+    if subject.contains('!') {
+        out.push(prefixed("s:", "<bang>"));
+    }
+    if subject.contains('$') || subject.contains('%') {
+        out.push(prefixed("s:", "<money>"));
+    }
+    if let Some(last) = subject.split_whitespace().last()
+        && subject.split_whitespace().count() > 2
+        && last.len() >= 3
+        && last.bytes().all(|b| b.is_ascii_alphanumeric())
+        && !is_wordlike(&last.to_ascii_lowercase())
+    {
+        out.push(prefixed("s:", "<tail-noise>"));
+    }
+    if let Some(local) = message
+        .from
+        .as_ref()
+        .and_then(|f| f.address.as_deref())
+        .and_then(|a| a.rsplit_once('@'))
+        .map(|(local, _)| local)
+    {
+        let digits = local.bytes().filter(u8::is_ascii_digit).count();
+        bucket("fldig:", digits, out);
+        bucket("fllen:", local.len(), out);
+        for word in local
+            .split(|c: char| !c.is_ascii_alphabetic())
+            .filter(|w| (3..=12).contains(&w.len()))
+            .take(2)
+        {
+            out.push(prefixed("fl:", word));
+        }
+    }
+}
+
+/// Whether a lowercase word could be a word of a Latin-alphabet language: a plausible share of
+/// vowels and no run of five consonants.
+fn is_wordlike(word: &str) -> bool {
+    let vowel = |b: u8| b"aeiouy".contains(&b);
+    let vowels = word.bytes().filter(|&b| vowel(b)).count();
+    let mut run = 0;
+    let mut longest_run = 0;
+    for b in word.bytes() {
+        run = if vowel(b) { 0 } else { run + 1 };
+        longest_run = longest_run.max(run);
+    }
+    vowels * 5 >= word.len() && vowels * 5 <= word.len() * 3 && longest_run < 5
 }
 
 /// Splits lowercased text into word tokens, masking recipient identities and bucketing
@@ -706,6 +864,36 @@ fn words(text: &str, masks: &Masks, mut emit: impl FnMut(&str)) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn links_and_shapes_become_generic_tokens() {
+        let message = |url: &str, text: &str| Extracted {
+            subject: "Act now".to_owned(),
+            text: text.to_owned(),
+            text_urls: vec![url.to_owned()],
+            ..Default::default()
+        };
+        let masks = Masks::default();
+        // Any bare IP host is the same feature; the path words are features of their own.
+        let a = features(
+            &message("http://200.38.128.154/remove.cgi", "hello"),
+            &masks,
+        );
+        let b = features(&message("http://10.1.2.3/remove.cgi", "hello"), &masks);
+        let c = features(&message("http://10.1.2.3/other", "hello"), &masks);
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert!(a.contains(&prefixed("u:", "<ip>")));
+        assert!(a.contains(&prefixed("up:", "remove")));
+        // Hash busters and shouting are counted, whatever the random letters are.
+        let busted = features(&message("", "buy now nywguempturgwthionjpsqdw"), &masks);
+        assert!(busted.contains(&prefixed("gib:", "1")));
+        let shouting = features(&message("", "BUY CHEAP PILLS NOW"), &masks);
+        assert!(shouting.contains(&prefixed("caps:", "6")));
+        let calm = features(&message("", "see you at the meeting tomorrow"), &masks);
+        assert!(calm.contains(&prefixed("gib:", "0")));
+        assert!(calm.contains(&prefixed("caps:", "0")));
+    }
 
     #[test]
     fn chi_square_combining_is_bimodal() {

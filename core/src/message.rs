@@ -64,6 +64,8 @@ pub struct Extracted<'m> {
     pub header_tokens: Vec<String>,
     /// Distinct HTML tag names.
     pub html_tags: Vec<String>,
+    /// The message came through a mailing list (it has `List-Id` or `List-Post`).
+    pub list_mail: bool,
 }
 
 /// Headers whose presence (and for some, value) the classifier may learn: all are set by the
@@ -139,7 +141,28 @@ fn header_tokens(message: &Message<'_>) -> Vec<String> {
             _ => {}
         }
     }
+    out.push(message_id_token(message).to_owned());
     out
+}
+
+/// How the Message-ID relates to the sender: `mid:same` when its domain is the From address's
+/// registrable domain (as legitimate mail systems write it), `mid:other`, or `mid:none`. Only
+/// the relation is learned, never the host name (which may be a relay's or a collector's).
+fn message_id_token(message: &Message<'_>) -> &'static str {
+    let Some(id) = message.header_raw("Message-ID") else {
+        return "mid:none";
+    };
+    let id_domain = id
+        .trim()
+        .trim_matches(['<', '>'])
+        .rsplit_once('@')
+        .map(|(_, d)| d.trim_end_matches('>').to_ascii_lowercase());
+    let from_domain =
+        mailbox(message.from()).and_then(|m| m.domain().map(|d| registrable_domain(d).to_owned()));
+    match (id_domain, from_domain) {
+        (Some(id), Some(from)) if registrable_domain(&id) == from => "mid:same",
+        _ => "mid:other",
+    }
 }
 
 /// Extracts the analyzable view of `message`, within the module's limits.
@@ -152,6 +175,8 @@ pub fn extract<'m>(message: &'m Message<'_>) -> Extracted<'m> {
     };
     out.part_count = message.parts.len();
     out.header_tokens = header_tokens(message);
+    out.list_mail =
+        message.header_raw("List-Id").is_some() || message.header_raw("List-Post").is_some();
     if message.parts.len() > MAX_PARTS {
         out.truncated = true;
     }
@@ -248,6 +273,29 @@ fn mailbox(address: Option<&mail_parser::Address<'_>>) -> Option<Mailbox> {
             .map(|a| a.trim().trim_matches(['<', '>']).to_ascii_lowercase())
             .filter(|a| a.contains('@')),
     })
+}
+
+/// Where a mailing list's footer starts in a text body: the last line of at least 20
+/// underscores, or the last `-- ` signature line, in the last 1,000 bytes. List software
+/// appends it to every post, spam included, so it says nothing about the message.
+pub fn list_footer_start(text: &str) -> Option<usize> {
+    let tail_start = text.len().saturating_sub(1000);
+    let tail_start = (tail_start..=text.len())
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(text.len());
+    let tail = &text[tail_start..];
+    let mut found = None;
+    let mut offset = 0;
+    for line in tail.split_inclusive('\n') {
+        let trimmed = line.trim_end();
+        if trimmed == "--" && line.starts_with("-- ")
+            || (trimmed.len() >= 20 && trimmed.bytes().all(|b| b == b'_'))
+        {
+            found = Some(tail_start + offset);
+        }
+        offset += line.len();
+    }
+    found
 }
 
 /// Finds `http(s)://` and `www.` URLs in plain text.
@@ -350,6 +398,27 @@ pub fn host_is_ip(host: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn list_footers_are_found_near_the_end_only() {
+        let post = "Buy now at http://offer.example/\n\
+                    _______________________________________________\n\
+                    Talk mailing list\nhttps://lists.example.org/listinfo/talk\n";
+        let start = list_footer_start(post).unwrap();
+        assert!(post[..start].ends_with("offer.example/\n"));
+        assert!(post[start..].starts_with("____"));
+        let signed = "Hello\n-- \nIrish Linux Users' Group\n";
+        assert_eq!(
+            &signed[list_footer_start(signed).unwrap()..],
+            "-- \nIrish Linux Users' Group\n"
+        );
+        assert_eq!(
+            list_footer_start("no footer here\n--\nnot a delimiter"),
+            None
+        );
+        let long = format!("{}\n{}\nbody", "_".repeat(30), "x".repeat(2000));
+        assert_eq!(list_footer_start(&long), None);
+    }
 
     #[test]
     fn url_helpers() {

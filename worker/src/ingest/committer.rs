@@ -3,7 +3,8 @@
 //!
 //! For each group the committer writes the messages' blobs, flushes them and their folders
 //! together ([`BlobStore::put_group`]), then commits the group's jobs, refusal logs and
-//! counters in one transaction, and only then lets the sessions answer `250`. A crash at
+//! counters in one transaction, and only then lets the sessions answer `250`. The two steps
+//! run as a pipeline: while one group commits, the next group's blobs are flushed. A crash at
 //! any point before the commit leaves at most unused blob files, never a job without its
 //! blob.
 
@@ -38,6 +39,8 @@ impl Committer {
     /// group are flushed to disk (local store) before its transaction commits.
     pub fn spawn(db: Db, blobs: BlobStore, fsync_blobs: bool, committed: Arc<Notify>) -> Self {
         let (tx, mut rx) = mpsc::channel::<Pending>(8192);
+        // Two stages, so one group's blobs are flushed while the previous group commits.
+        let (flushed_tx, mut flushed_rx) = mpsc::channel::<Vec<Pending>>(4);
         tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
                 let mut group = vec![first];
@@ -47,15 +50,9 @@ impl Committer {
                         Err(_) => break,
                     }
                 }
-                let mut batch = AcceptedBatch::default();
-                let mut items = Vec::new();
-                for pending in &mut group {
-                    batch.jobs.append(&mut pending.batch.jobs);
-                    batch.log_entries.append(&mut pending.batch.log_entries);
-                    batch.counters.append(&mut pending.batch.counters);
-                    items.extend(pending.blob.take());
-                }
-                let synced = if items.is_empty() {
+                let items: Vec<(String, Vec<u8>)> =
+                    group.iter_mut().filter_map(|p| p.blob.take()).collect();
+                let stored = if items.is_empty() {
                     Ok(())
                 } else {
                     blobs
@@ -63,23 +60,43 @@ impl Committer {
                         .await
                         .map_err(|e| format!("storing message blobs: {e}"))
                 };
-                let result = match synced {
-                    Ok(()) => commit_accepted(&db, &batch)
-                        .await
-                        .map_err(|e| e.to_string()),
-                    Err(err) => Err(err),
-                };
+                match stored {
+                    Ok(()) => {
+                        if flushed_tx.send(group).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(err) => {
+                        warn!(error = %err, messages = group.len(), "group commit failed");
+                        answer(group, &Err(err));
+                    }
+                }
+            }
+        });
+        tokio::spawn(async move {
+            while let Some(mut group) = flushed_rx.recv().await {
+                while group.len() < MAX_GROUP {
+                    match flushed_rx.try_recv() {
+                        Ok(more) => group.extend(more),
+                        Err(_) => break,
+                    }
+                }
+                let mut batch = AcceptedBatch::default();
+                for pending in &mut group {
+                    batch.jobs.append(&mut pending.batch.jobs);
+                    batch.log_entries.append(&mut pending.batch.log_entries);
+                    batch.counters.append(&mut pending.batch.counters);
+                }
+                let result = commit_accepted(&db, &batch)
+                    .await
+                    .map_err(|e| e.to_string());
                 if let Err(err) = &result {
                     warn!(error = %err, messages = group.len(), "group commit failed");
                 }
                 if result.is_ok() && !batch.jobs.is_empty() {
                     committed.notify_one();
                 }
-                for pending in group {
-                    if let Some(done) = pending.done {
-                        let _ = done.send(result.clone());
-                    }
-                }
+                answer(group, &result);
             }
         });
         Self { tx }
@@ -111,5 +128,14 @@ impl Committer {
             blob: None,
             done: None,
         });
+    }
+}
+
+/// Tells each waiting session how its group ended.
+fn answer(group: Vec<Pending>, result: &Result<(), String>) {
+    for pending in group {
+        if let Some(done) = pending.done {
+            let _ = done.send(result.clone());
+        }
     }
 }
