@@ -36,6 +36,7 @@ struct Raw {
     smtp_tls_key: Option<PathBuf>,
     blob_dir: Option<PathBuf>,
     blob_fsync: bool,
+    clamd_addr: Option<String>,
     outbound_relay: Option<String>,
     delivery_initial_retry_ms: u64,
     delivery_max_retry_ms: u64,
@@ -76,6 +77,7 @@ impl Default for Raw {
             smtp_tls_key: None,
             blob_dir: None,
             blob_fsync: true,
+            clamd_addr: None,
             outbound_relay: None,
             delivery_initial_retry_ms: 60_000,
             delivery_max_retry_ms: 3_600_000,
@@ -108,6 +110,10 @@ pub struct Config {
     pub blob_dir: PathBuf,
     /// `fsync` message blobs before their acceptance commits (power-loss durability).
     pub blob_fsync: bool,
+    /// ClamAV `clamd` TCP address (`host:port`); unset: no ClamAV scan. Found viruses are
+    /// refused at DATA by the recipients' virus action; an unreachable clamd is a warning
+    /// in the verdict, not a refusal.
+    pub clamd_addr: Option<String>,
     /// `host:port` that sends DSNs to senders; unset: DSNs are recorded as undeliverable.
     pub outbound_relay: Option<String>,
     /// Backoff of temporary delivery failures.
@@ -187,6 +193,14 @@ impl Config {
                 "configuration: outbound_relay must be host:port (got {relay})"
             );
         }
+        let clamd_addr = raw.clamd_addr.filter(|a| !a.trim().is_empty());
+        if let Some(addr) = &clamd_addr {
+            anyhow::ensure!(
+                addr.rsplit_once(':')
+                    .is_some_and(|(_, port)| port.parse::<u16>().is_ok()),
+                "configuration: clamd_addr must be host:port (got {addr})"
+            );
+        }
         anyhow::ensure!(
             raw.job_lease_secs >= 3,
             "configuration: job_lease_secs must be at least 3"
@@ -194,6 +208,7 @@ impl Config {
         Ok(Self {
             blob_dir: raw.blob_dir.unwrap_or_else(|| raw.data_dir.join("blobs")),
             blob_fsync: raw.blob_fsync,
+            clamd_addr,
             smtp_hostname: raw.smtp_hostname,
             smtp_max_message_size: raw.smtp_max_message_size,
             smtp_max_connections_per_ip: raw.smtp_max_connections_per_ip.max(1),

@@ -14,7 +14,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use cleanmail_worker::blobs::BlobStore;
 use cleanmail_worker::delivery::RetryPolicy;
-use cleanmail_worker::ingest::{Committer, IngestHandler, IngestSettings};
+use cleanmail_worker::ingest::{Committer, IngestHandler};
 use cleanmail_worker::jobs::{Worker, WorkerSettings};
 use cleanmail_worker::smtp::{SmtpConfig, SmtpServer, TlsSetting};
 use tokio_util::sync::CancellationToken;
@@ -206,16 +206,22 @@ async fn serve(config: Config, roles: Vec<Role>) -> anyhow::Result<()> {
             config.blob_fsync,
             Arc::clone(&ingest_ready),
         );
-        let engine = Arc::new(cleanmail_core::Engine::default());
-        let handler = IngestHandler::new(
-            db.clone(),
-            engine,
-            blobs.clone(),
-            committer,
-            IngestSettings {
-                fsync_blobs: config.blob_fsync,
-            },
-        );
+        let mut engine = cleanmail_core::Engine::default();
+        if let Some(addr) = &config.clamd_addr {
+            let clamd = cleanmail_worker::clamd::ClamdClient::new(addr.as_str())
+                .with_context(|| format!("resolving clamd address {addr}"))?;
+            let probe = clamd.clone();
+            match tokio::task::spawn_blocking(move || probe.ping()).await {
+                Ok(Ok(())) => tracing::info!(clamd = %addr, "virus scanning with clamd"),
+                Ok(Err(err)) => {
+                    tracing::warn!(clamd = %addr, error = %err, "clamd does not answer yet")
+                }
+                Err(err) => tracing::warn!(clamd = %addr, error = %err, "probing clamd failed"),
+            }
+            engine = engine.with_scanner(Arc::new(clamd));
+        }
+        let engine = Arc::new(engine);
+        let handler = IngestHandler::new(db.clone(), engine, committer);
         let smtp_config = SmtpConfig {
             listen: config.smtp_addr,
             hostname: config.smtp_hostname.clone(),

@@ -663,7 +663,8 @@ pub fn resolve(
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BuiltinPolicy {
-    /// Quarantine at 5, newsletters delivered with `[PUB] `, report daily 09:00 Europe/Zurich.
+    /// Quarantine at 5, newsletters delivered with `[PUB] `, viruses refused at SMTP time,
+    /// report daily 09:00 Europe/Zurich.
     StandardWithQuarantineReport,
     /// The same filtering, without quarantine reports.
     WithoutQuarantineReport,
@@ -710,7 +711,9 @@ impl Policy {
                 newsletter: Disposition::Tag,
                 spam: Disposition::Quarantine,
                 phishing: Disposition::Quarantine,
-                virus: Disposition::Quarantine,
+                // Refused at DATA (`550 5.7.1`): no copy of malware is kept, and the sender
+                // learns at once (no backscatter).
+                virus: Disposition::Reject,
             },
             newsletter_tag: SubjectTag("[PUB] ".to_owned()),
             spam_tag: SubjectTag("[SPAM] ".to_owned()),
@@ -793,6 +796,7 @@ mod tests {
         );
         assert_eq!(standard.thresholds.quarantine, 5.0);
         assert_eq!(standard.actions.newsletter, Disposition::Tag);
+        assert_eq!(standard.actions.virus, Disposition::Reject);
         assert_eq!(standard.newsletter_tag.as_str(), "[PUB] ");
         assert_eq!(standard.report.timezone.as_str(), "Europe/Zurich");
         assert_eq!(

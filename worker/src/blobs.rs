@@ -1,5 +1,7 @@
 //! The blob store for raw messages: `object_store` (a local folder by default).
 
+use std::collections::BTreeSet;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -64,8 +66,90 @@ impl BlobStore {
         }
     }
 
-    /// The file behind `key` in a local store.
-    pub fn local_path(&self, key: &str) -> Option<PathBuf> {
-        self.local_root.as_ref().map(|root| root.join(key))
+    /// Writes a group of new blobs and makes them durable together (group commit).
+    ///
+    /// On a local store every file is written first, then, with `fsync`, all of them are
+    /// flushed at once from several threads (the file system folds concurrent flushes into
+    /// few journal commits) and so is every folder that got a new entry, so the files
+    /// survive a power loss once this returns. Other stores are written concurrently and
+    /// are durable when they answer.
+    pub async fn put_group(
+        &self,
+        items: Vec<(String, Vec<u8>)>,
+        fsync: bool,
+    ) -> anyhow::Result<()> {
+        match &self.local_root {
+            Some(root) => {
+                let root = root.clone();
+                tokio::task::spawn_blocking(move || write_local_group(&root, items, fsync)).await?
+            }
+            None => {
+                futures::future::try_join_all(
+                    items
+                        .into_iter()
+                        .map(|(key, bytes)| async move { self.put(&key, bytes).await }),
+                )
+                .await?;
+                Ok(())
+            }
+        }
     }
+}
+
+/// Most threads flushing one group.
+const SYNC_THREADS: usize = 16;
+
+fn write_local_group(
+    root: &Path,
+    items: Vec<(String, Vec<u8>)>,
+    fsync: bool,
+) -> anyhow::Result<()> {
+    let mut files = Vec::with_capacity(items.len());
+    let mut dirs: BTreeSet<PathBuf> = BTreeSet::new();
+    for (key, bytes) in items {
+        anyhow::ensure!(
+            !key.split('/')
+                .any(|part| part.is_empty() || part == ".." || part == "."),
+            "invalid blob key {key}"
+        );
+        let path = root.join(&key);
+        let dir = path.parent().unwrap_or(root).to_path_buf();
+        if !dirs.contains(&dir) {
+            if !dir.exists() {
+                std::fs::create_dir_all(&dir)?;
+                // New folders must reach the disk too: flush their parents up to the root.
+                let mut parent = dir.parent();
+                while let Some(p) = parent.filter(|p| p.starts_with(root)) {
+                    dirs.insert(p.to_path_buf());
+                    parent = p.parent();
+                }
+            }
+            dirs.insert(dir);
+        }
+        let mut file = std::fs::File::create(&path)?;
+        file.write_all(&bytes)?;
+        files.push(file);
+    }
+    if !fsync {
+        return Ok(());
+    }
+    let dirs: Vec<std::fs::File> = dirs
+        .iter()
+        .map(std::fs::File::open)
+        .collect::<Result<_, _>>()?;
+    let chunk = files.len().div_ceil(SYNC_THREADS).max(1);
+    std::thread::scope(|scope| {
+        let tasks: Vec<_> = files
+            .chunks(chunk)
+            .map(|chunk| scope.spawn(move || chunk.iter().try_for_each(|f| f.sync_data())))
+            .collect();
+        tasks.into_iter().try_for_each(|task| {
+            task.join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("fsync thread panicked")))
+        })
+    })?;
+    for dir in &dirs {
+        dir.sync_all()?;
+    }
+    Ok(())
 }

@@ -5,15 +5,16 @@
 //! - [`jobs`]: the job runner: `IngestMessage`, `DeliverMessage`, `PurgeExpiredMessages`.
 //! - [`delivery`]: the downstream SMTP client, retry schedule and DSN builder.
 //! - [`blobs`]: raw messages in `object_store` (a local folder by default).
-//! - [`policy::effective_policy_for`]: the single source of recipients' policies (swap in
-//!   stored policies there).
+//! - [`policy::PolicyCache`]: recipients' stored effective policies, cached briefly; the
+//!   SMTP verdict and the ingest job both read them there.
 //!
 //! # Durability
 //!
 //! A message is answered `250` only after its raw bytes are in the blob store (and, with
-//! `blob_fsync`, flushed to disk) and its ingest job is committed in the database. The
-//! [`ingest::Committer`] folds the acceptances of all sessions waiting at one instant into
-//! one transaction (group commit), so the commit cost is shared.
+//! `blob_fsync`, flushed to disk with their folder) and its ingest job is committed in the
+//! database. The [`ingest::Committer`] folds the acceptances of all sessions waiting at one
+//! instant into one blob flush and one transaction (group commit), so both costs are
+//! shared.
 //!
 //! # Why a job table and not apalis
 //!

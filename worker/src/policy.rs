@@ -1,19 +1,65 @@
-//! Where a recipient's effective policy comes from.
+//! Where a recipient's effective policy comes from: the stored policies (the tenant's
+//! policy, then the domain's and the user's overrides; an alias uses its user's policy),
+//! through a small cache so the SMTP hot path does not query the database per message.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use cleanmail_core::EffectivePolicy;
-use cleanmail_core::policy::{Disposition, Policy};
-use cleanmail_schema::store::routing::RecipientRoute;
+use cleanmail_schema::store::policies::unscoped_effective_for_user_for_ingest;
+use cleanmail_schema::{Db, StoreError, UserId};
 
-/// The effective policy (tenant → domain → user overrides, aliases resolved to their user)
-/// of one recipient.
-///
-/// The one place to swap in stored policies. Until they land it returns the built-in
-/// standard policy with one change: viruses are refused at SMTP time (the standard preset
-/// quarantines them; the ingest issue asks for EICAR to be refused at DATA). A reject score
-/// threshold stays unset as in the preset, so GTUBE (score 1000) is quarantined.
-pub fn effective_policy_for(route: &RecipientRoute) -> EffectivePolicy {
-    let _ = route;
-    let mut policy = Policy::standard();
-    policy.actions.virus = Disposition::Reject;
-    EffectivePolicy::from_tenant(&policy)
+/// How long a looked-up policy is reused: a policy change applies to mail within this time.
+pub const POLICY_CACHE_TTL: Duration = Duration::from_secs(5);
+/// Most users whose policies are cached at once.
+const POLICY_CACHE_CAPACITY: usize = 50_000;
+
+/// Effective policies of users, cached for [`POLICY_CACHE_TTL`]; cheap to share (`Arc`).
+pub struct PolicyCache {
+    db: Db,
+    ttl: Duration,
+    capacity: usize,
+    entries: Mutex<HashMap<UserId, (Instant, Arc<EffectivePolicy>)>>,
+}
+
+impl PolicyCache {
+    /// A cache over the stored policies of `db`.
+    pub fn new(db: Db) -> Self {
+        Self::with_limits(db, POLICY_CACHE_TTL, POLICY_CACHE_CAPACITY)
+    }
+
+    /// A cache with its own time to live and capacity.
+    pub fn with_limits(db: Db, ttl: Duration, capacity: usize) -> Self {
+        Self {
+            db,
+            ttl,
+            capacity: capacity.max(1),
+            entries: Mutex::default(),
+        }
+    }
+
+    /// The effective policy of a user (the mailbox an address or alias delivers to).
+    /// `NotFound` when the user no longer exists.
+    pub async fn for_user(&self, user_id: &UserId) -> Result<Arc<EffectivePolicy>, StoreError> {
+        {
+            let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((at, policy)) = entries.get(user_id)
+                && at.elapsed() < self.ttl
+            {
+                return Ok(Arc::clone(policy));
+            }
+        }
+        let policy = Arc::new(unscoped_effective_for_user_for_ingest(&self.db, user_id).await?);
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= self.capacity {
+            let ttl = self.ttl;
+            entries.retain(|_, (at, _)| at.elapsed() < ttl);
+            if entries.len() >= self.capacity {
+                entries.clear();
+            }
+        }
+        entries.insert(user_id.clone(), (Instant::now(), Arc::clone(&policy)));
+        Ok(policy)
+    }
 }

@@ -16,7 +16,7 @@ use diesel::{
 
 use crate::db::with_conn;
 use crate::models::{ClassifierFeedback, Message, MessageLogEntry, ReleaseRequest, TrafficCounter};
-use crate::store::mail::DeliverMessage;
+use crate::store::mail::{DeliverMessage, unused_blob_keys};
 use crate::store::users::escape_like;
 use crate::tables::{
     classifier_feedback, jobs, message_log, messages, release_requests, traffic_counters,
@@ -174,34 +174,6 @@ pub async fn get(db: &Db, scope: &Scope, id: &MessageId) -> Result<Message, Stor
             .await?)
     })
 }
-
-/// Of `keys`, those no stored copy and no queued job refers to any more (so the blob can
-/// go). Run inside the transaction that removed the rows.
-macro_rules! unused_blob_keys {
-    ($conn:ident, $keys:expr) => {{
-        let mut keys: Vec<String> = $keys;
-        keys.sort();
-        keys.dedup();
-        let mut unused = Vec::new();
-        for key in keys {
-            let rows: i64 = $crate::tables::messages::table
-                .filter($crate::tables::messages::blob_key.eq(&key))
-                .count()
-                .get_result($conn)
-                .await?;
-            let queued: i64 = $crate::tables::jobs::table
-                .filter($crate::tables::jobs::blob_key.eq(&key))
-                .count()
-                .get_result($conn)
-                .await?;
-            if rows == 0 && queued == 0 {
-                unused.push(key);
-            }
-        }
-        unused
-    }};
-}
-pub(crate) use unused_blob_keys;
 
 /// Records classifier feedback for one copy (once per copy and kind).
 macro_rules! insert_feedback {

@@ -1,4 +1,11 @@
-//! Group commit: acceptances of all sessions pending at one instant share one transaction.
+//! Group commit: acceptances of all sessions pending at one instant share one blob flush
+//! and one transaction.
+//!
+//! For each group the committer writes the messages' blobs, flushes them and their folders
+//! together ([`BlobStore::put_group`]), then commits the group's jobs, refusal logs and
+//! counters in one transaction, and only then lets the sessions answer `250`. A crash at
+//! any point before the commit leaves at most unused blob files, never a job without its
+//! blob.
 
 use std::sync::Arc;
 
@@ -14,8 +21,8 @@ const MAX_GROUP: usize = 2048;
 
 struct Pending {
     batch: AcceptedBatch,
-    /// Blob files to `fsync` before the commit (local store with `fsync` on).
-    blob_keys: Vec<String>,
+    /// The raw message to store under its key before the commit.
+    blob: Option<(String, Vec<u8>)>,
     done: Option<oneshot::Sender<Result<(), String>>>,
 }
 
@@ -28,7 +35,7 @@ pub struct Committer {
 impl Committer {
     /// Starts the committer task. `committed` is notified after each commit that made jobs
     /// durable (the in-process worker wakes up on it). With `fsync_blobs`, blob files of a
-    /// group are flushed to disk before its transaction commits.
+    /// group are flushed to disk (local store) before its transaction commits.
     pub fn spawn(db: Db, blobs: BlobStore, fsync_blobs: bool, committed: Arc<Notify>) -> Self {
         let (tx, mut rx) = mpsc::channel::<Pending>(8192);
         tokio::spawn(async move {
@@ -41,19 +48,20 @@ impl Committer {
                     }
                 }
                 let mut batch = AcceptedBatch::default();
-                let mut paths = Vec::new();
+                let mut items = Vec::new();
                 for pending in &mut group {
                     batch.jobs.append(&mut pending.batch.jobs);
                     batch.log_entries.append(&mut pending.batch.log_entries);
                     batch.counters.append(&mut pending.batch.counters);
-                    if fsync_blobs {
-                        paths.extend(pending.blob_keys.iter().filter_map(|k| blobs.local_path(k)));
-                    }
+                    items.extend(pending.blob.take());
                 }
-                let synced = if paths.is_empty() {
+                let synced = if items.is_empty() {
                     Ok(())
                 } else {
-                    sync_files(paths).await
+                    blobs
+                        .put_group(items, fsync_blobs)
+                        .await
+                        .map_err(|e| format!("storing message blobs: {e}"))
                 };
                 let result = match synced {
                     Ok(()) => commit_accepted(&db, &batch)
@@ -77,13 +85,18 @@ impl Committer {
         Self { tx }
     }
 
-    /// Commits `batch` with the next group and waits until it is durable.
-    pub async fn commit(&self, batch: AcceptedBatch, blob_keys: Vec<String>) -> Result<(), String> {
+    /// Stores `blob` (key, raw message) and commits `batch` with the next group; returns
+    /// once both are durable.
+    pub async fn commit(
+        &self,
+        batch: AcceptedBatch,
+        blob: (String, Vec<u8>),
+    ) -> Result<(), String> {
         let (done, wait) = oneshot::channel();
         self.tx
             .send(Pending {
                 batch,
-                blob_keys,
+                blob: Some(blob),
                 done: Some(done),
             })
             .await
@@ -95,26 +108,8 @@ impl Committer {
     pub fn commit_later(&self, batch: AcceptedBatch) {
         let _ = self.tx.try_send(Pending {
             batch,
-            blob_keys: Vec::new(),
+            blob: None,
             done: None,
         });
     }
-}
-
-/// `fsync`s files in parallel on the blocking pool (the file system groups the flushes).
-async fn sync_files(paths: Vec<std::path::PathBuf>) -> Result<(), String> {
-    let tasks: Vec<_> = paths
-        .into_iter()
-        .map(|path| {
-            tokio::task::spawn_blocking(move || {
-                std::fs::File::open(&path)
-                    .and_then(|f| f.sync_all())
-                    .map_err(|e| format!("fsync {}: {e}", path.display()))
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await.map_err(|e| e.to_string())??;
-    }
-    Ok(())
 }

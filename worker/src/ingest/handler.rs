@@ -7,53 +7,37 @@ use std::time::{Duration, Instant};
 use cleanmail_core::{
     Action, Category, DomainName, EmailAddress, Engine, Envelope as CoreEnvelope,
 };
-use cleanmail_core::{MessageInput, RecipientPolicy, TenantContext, Verdict};
+use cleanmail_core::{EffectivePolicy, MessageInput, RecipientPolicy, TenantContext, Verdict};
 use cleanmail_schema::models::{Job, MessageLogEntry, TrafficCounter};
 use cleanmail_schema::store::mail::AcceptedBatch;
 use cleanmail_schema::store::routing::{RecipientRoute, unscoped_resolve_recipient_for_smtp};
-use cleanmail_schema::{Db, DomainId, JobId, MessageLogId, TenantId};
+use cleanmail_schema::{Db, DomainId, JobId, MessageLogId, StoreError, TenantId};
 use tracing::{debug, warn};
 
 use super::{Committer, HeaderSummary, INGEST_MESSAGE, IngestMessage, IngestRecipient, hour_of};
-use crate::blobs::BlobStore;
-use crate::policy::effective_policy_for;
+use crate::policy::PolicyCache;
 use crate::smtp::{DataDecision, Envelope, RcptDecision, SessionInfo, SmtpHandler};
 
 /// How long a recipient lookup is reused (RCPT and DATA of one message, bursts of mail to
 /// one address).
 const ROUTE_CACHE_TTL: Duration = Duration::from_secs(2);
 
-/// Settings of the ingest handler.
-#[derive(Debug, Clone)]
-pub struct IngestSettings {
-    /// `fsync` blob files before their group commits (local blob store only).
-    pub fsync_blobs: bool,
-}
-
 /// The production [`SmtpHandler`].
 pub struct IngestHandler {
     db: Db,
     engine: Arc<Engine>,
-    blobs: BlobStore,
     committer: Committer,
-    settings: IngestSettings,
     routes: Mutex<HashMap<String, (Instant, RecipientRoute)>>,
+    policies: PolicyCache,
 }
 
 impl IngestHandler {
-    pub fn new(
-        db: Db,
-        engine: Arc<Engine>,
-        blobs: BlobStore,
-        committer: Committer,
-        settings: IngestSettings,
-    ) -> Self {
+    pub fn new(db: Db, engine: Arc<Engine>, committer: Committer) -> Self {
         Self {
+            policies: PolicyCache::new(db.clone()),
             db,
             engine,
-            blobs,
             committer,
-            settings,
             routes: Mutex::default(),
         }
     }
@@ -84,6 +68,8 @@ impl IngestHandler {
 struct TenantPart {
     tenant_id: TenantId,
     recipients: Vec<(EmailAddress, IngestRecipient, RecipientRoute)>,
+    /// Each recipient's effective policy, in the order of `recipients`.
+    policies: Vec<Arc<EffectivePolicy>>,
 }
 
 impl SmtpHandler for IngestHandler {
@@ -129,20 +115,32 @@ impl SmtpHandler for IngestHandler {
                 // Removed between RCPT and DATA: the address no longer exists.
                 continue;
             };
+            let policy = match self.policies.for_user(&user_id).await {
+                Ok(policy) => policy,
+                // The user was removed between RCPT and DATA.
+                Err(StoreError::NotFound) => continue,
+                Err(err) => {
+                    warn!(error = %err, "policy lookup failed");
+                    return DataDecision::TempFail(
+                        "Policy lookup failed, try again later".to_owned(),
+                    );
+                }
+            };
             let recipient = IngestRecipient {
                 address: address.as_str().to_owned(),
                 domain_id,
                 user_id,
                 alias_id,
             };
-            parts
+            let part = parts
                 .entry(tenant_id.clone())
                 .or_insert_with(|| TenantPart {
                     tenant_id,
                     recipients: Vec::new(),
-                })
-                .recipients
-                .push((address, recipient, route));
+                    policies: Vec::new(),
+                });
+            part.recipients.push((address, recipient, route));
+            part.policies.push(policy);
         }
         if parts.is_empty() {
             return DataDecision::Reject("No valid recipients".to_owned());
@@ -171,9 +169,10 @@ impl SmtpHandler for IngestHandler {
                     recipients: part
                         .recipients
                         .iter()
-                        .map(|(a, _, route)| RecipientPolicy {
+                        .zip(&part.policies)
+                        .map(|((a, _, _), policy)| RecipientPolicy {
                             address: a.clone(),
-                            policy: effective_policy_for(route),
+                            policy: EffectivePolicy::clone(policy),
                         })
                         .collect(),
                     ..TenantContext::default()
@@ -272,12 +271,8 @@ impl SmtpHandler for IngestHandler {
             ));
         }
 
-        // Durable acceptance: blob first, then the ingest jobs in the next group commit.
+        // Durable acceptance: the blob and the ingest jobs go with the next group commit.
         let blob_key = format!("inbound/{}/{queue_id}.eml", received_at.format("%Y/%m/%d"));
-        if let Err(err) = self.blobs.put(&blob_key, message).await {
-            warn!(error = %err, "storing message blob failed");
-            return DataDecision::TempFail("Storage unavailable, try again later".to_owned());
-        }
         let mut batch = AcceptedBatch::default();
         for (index, (part, verdict)) in parts.values().zip(verdicts).enumerate() {
             let log_id = log_id(index);
@@ -308,12 +303,7 @@ impl SmtpHandler for IngestHandler {
                 received_at,
             ));
         }
-        let keys = if self.settings.fsync_blobs {
-            vec![blob_key]
-        } else {
-            Vec::new()
-        };
-        match self.committer.commit(batch, keys).await {
+        match self.committer.commit(batch, (blob_key, message)).await {
             Ok(()) => DataDecision::Accept { queue_id },
             Err(err) => {
                 warn!(error = %err, "accepting message failed");

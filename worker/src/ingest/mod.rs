@@ -4,10 +4,10 @@
 //! The path of one message: `RCPT` is checked against the database
 //! ([`unscoped_resolve_recipient_for_smtp`](cleanmail_schema::store::routing::unscoped_resolve_recipient_for_smtp));
 //! at the final dot the engine runs on the complete message; if every recipient's action is
-//! reject the message is refused (`550 5.7.1`); otherwise the raw bytes go to the blob store,
-//! one [`IngestMessage`] job per tenant is handed to the [`Committer`], which commits pending
-//! messages of all sessions together in one transaction, and only then does the session
-//! answer `250`.
+//! reject the message is refused (`550 5.7.1`); otherwise the raw bytes and one
+//! [`IngestMessage`] job per tenant are handed to the [`Committer`], which writes and flushes
+//! the blobs of all sessions' pending messages together, commits their jobs in one
+//! transaction, and only then lets the sessions answer `250`.
 
 mod committer;
 mod handler;
@@ -18,7 +18,7 @@ use cleanmail_schema::{AliasId, DomainId, MessageLogId, TenantId, UserId};
 use serde::{Deserialize, Serialize};
 
 pub use committer::Committer;
-pub use handler::{IngestHandler, IngestSettings};
+pub use handler::IngestHandler;
 
 /// Job kind of [`IngestMessage`].
 pub const INGEST_MESSAGE: &str = "ingest_message";

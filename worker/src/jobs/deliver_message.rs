@@ -9,7 +9,9 @@
 use chrono::{DateTime, Utc};
 use cleanmail_schema::JobId;
 use cleanmail_schema::models::Job;
-use cleanmail_schema::store::mail::{DeliveryAttempt, NextStep, record_delivery_attempt};
+use cleanmail_schema::store::mail::{
+    DeliveryAttempt, NextStep, blob_unused, record_delivery_attempt,
+};
 use cleanmail_schema::store::routing::unscoped_domain_destination_for_delivery;
 use tracing::{debug, warn};
 
@@ -187,6 +189,7 @@ async fn attempt(worker: &Worker, job: Job) -> anyhow::Result<()> {
     } else {
         "bounced"
     };
+    let finished = next_at.is_none();
     let next = match next_at {
         Some(at) => {
             delivery.rcpt_to = retry;
@@ -218,6 +221,17 @@ async fn attempt(worker: &Worker, job: Job) -> anyhow::Result<()> {
     .await?;
     if !recorded {
         warn!(job = %job.id, "delivery job lease lost before recording the attempt");
+    } else if finished {
+        // Nobody keeps a copy (backup webmail off, or a DSN): the blob goes now. A failure
+        // or crash here leaves an unused file, never a row pointing at nothing.
+        let removed = match blob_unused(&worker.db, &delivery.blob_key).await {
+            Ok(true) => worker.blobs.delete(&delivery.blob_key).await,
+            Ok(false) => Ok(()),
+            Err(err) => Err(err.into()),
+        };
+        if let Err(err) = removed {
+            warn!(job = %job.id, error = %err, "removing an unused blob failed");
+        }
     }
     debug!(job = %job.id, state = log_state, "delivery attempt recorded");
     Ok(())

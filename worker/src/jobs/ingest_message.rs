@@ -1,42 +1,64 @@
 //! `IngestMessage`: carries out each recipient's action for one accepted message.
 //!
-//! Deliver and deliver-tagged recipients get a retained copy (state `queued` until the
-//! delivery job records the outcome) and a [`DeliverMessage`] job per downstream domain and
-//! subject tag; quarantine (and reject, when other recipients accepted the message) keep a
-//! quarantined copy. Everything, including removing the job, is one transaction, so a job
-//! run twice (after a crash) records its effects once.
+//! The actions were decided at SMTP time with each recipient's stored effective policy
+//! (they travel in the job's verdict); the same policy, read again here through the
+//! worker's [`PolicyCache`](crate::policy::PolicyCache), says how long copies are kept.
+//! Deliver and deliver-tagged recipients get a [`DeliverMessage`] job per downstream domain
+//! and subject tag and, unless their backup webmail is off, a retained copy (state `queued`
+//! until the delivery job records the outcome) that expires after the retention period;
+//! quarantine (and reject, when other recipients accepted the message) keep a quarantined
+//! copy that expires after the quarantine expiry. Everything, including removing the job,
+//! is one transaction, so a job run twice (after a crash) records its effects once.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use chrono::{Duration as TimeDelta, NaiveDateTime};
 use cleanmail_core::policy::BackupWebmail;
-use cleanmail_core::{Action, Category};
+use cleanmail_core::{Action, Category, EffectivePolicy};
 use cleanmail_schema::models::{Job, Message, MessageLogEntry, TrafficCounter};
 use cleanmail_schema::store::jobs as job_store;
 use cleanmail_schema::store::mail::{IngestOutcome, record_ingest};
-use cleanmail_schema::store::routing::RecipientRoute;
-use cleanmail_schema::{DomainId, JobId, MessageId};
+use cleanmail_schema::{DomainId, JobId, MessageId, UserId};
 use tracing::{debug, warn};
 
 use super::{DELIVER_MESSAGE, DeliverMessage, Worker};
 use crate::ingest::{IngestMessage, hour_of};
-use crate::policy::effective_policy_for;
 
 /// Runs a batch of claimed ingest jobs and records them together.
 pub async fn run_batch(worker: &Worker, batch: Vec<Job>) -> anyhow::Result<()> {
     let mut outcomes = Vec::with_capacity(batch.len());
     let attempts: BTreeMap<JobId, i32> = batch.iter().map(|j| (j.id.clone(), j.attempts)).collect();
-    for job in batch {
-        match serde_json::from_str::<IngestMessage>(&job.payload) {
-            Ok(message) => outcomes.push(plan(job.id, &message)),
+    let mut policies: HashMap<UserId, Arc<EffectivePolicy>> = HashMap::new();
+    'jobs: for job in batch {
+        let message = match serde_json::from_str::<IngestMessage>(&job.payload) {
+            Ok(message) => message,
             Err(err) => {
                 // A payload this version cannot read: park it for an operator.
                 warn!(job = %job.id, error = %err, "unreadable ingest job");
                 let later = cleanmail_schema::now() + TimeDelta::hours(1);
                 job_store::retry_later(&worker.db, &job.id, &worker.id, later, &err.to_string())
                     .await?;
+                continue;
+            }
+        };
+        for recipient in &message.recipients {
+            if policies.contains_key(&recipient.user_id) {
+                continue;
+            }
+            match worker.policies.for_user(&recipient.user_id).await {
+                Ok(policy) => {
+                    policies.insert(recipient.user_id.clone(), policy);
+                }
+                Err(err) => {
+                    // The database is away, or the user was deleted meanwhile.
+                    warn!(job = %job.id, error = %err, "reading a recipient's policy failed");
+                    retry_with_backoff(worker, &job.id, job.attempts, &err.to_string()).await?;
+                    continue 'jobs;
+                }
             }
         }
+        outcomes.push(plan(job.id, &message, &policies));
     }
     let deliveries = outcomes.iter().map(|o| o.jobs.len()).sum::<usize>();
     match record_ingest(&worker.db, &worker.id, &outcomes).await {
@@ -68,22 +90,29 @@ async fn record_one(
     attempts: &BTreeMap<JobId, i32>,
 ) -> anyhow::Result<()> {
     if let Err(err) = record_ingest(&worker.db, &worker.id, std::slice::from_ref(outcome)).await {
-        let attempts = attempts
-            .get(&outcome.job_id)
-            .copied()
-            .unwrap_or(1)
-            .clamp(1, 12);
-        let delay = TimeDelta::seconds((1i64 << attempts).min(3600));
         warn!(job = %outcome.job_id, error = %err, "ingest job failed, retrying later");
-        job_store::retry_later(
-            &worker.db,
-            &outcome.job_id,
-            &worker.id,
-            cleanmail_schema::now() + delay,
-            &err.to_string(),
-        )
-        .await?;
+        let attempts = attempts.get(&outcome.job_id).copied().unwrap_or(1);
+        retry_with_backoff(worker, &outcome.job_id, attempts, &err.to_string()).await?;
     }
+    Ok(())
+}
+
+/// Reschedules a job with a delay growing with its attempts (up to an hour).
+async fn retry_with_backoff(
+    worker: &Worker,
+    job_id: &JobId,
+    attempts: i32,
+    error: &str,
+) -> anyhow::Result<()> {
+    let delay = TimeDelta::seconds((1i64 << attempts.clamp(1, 12)).min(3600));
+    job_store::retry_later(
+        &worker.db,
+        job_id,
+        &worker.id,
+        cleanmail_schema::now() + delay,
+        error,
+    )
+    .await?;
     Ok(())
 }
 
@@ -91,8 +120,13 @@ fn days(n: u16) -> TimeDelta {
     TimeDelta::days(i64::from(n))
 }
 
-/// The effects of one ingest job (pure: no I/O).
-pub fn plan(job_id: JobId, message: &IngestMessage) -> IngestOutcome {
+/// The effects of one ingest job (pure: no I/O). `policies` holds the effective policy of
+/// every recipient's user; a recipient without one is left out.
+pub fn plan(
+    job_id: JobId,
+    message: &IngestMessage,
+    policies: &HashMap<UserId, Arc<EffectivePolicy>>,
+) -> IngestOutcome {
     let received_at: NaiveDateTime = message.received_at;
     let rcpt_to: Vec<&str> = message
         .recipients
@@ -116,13 +150,9 @@ pub fn plan(job_id: JobId, message: &IngestMessage) -> IngestOutcome {
         else {
             continue;
         };
-        let route = RecipientRoute::Mailbox {
-            tenant_id: message.tenant_id.clone(),
-            domain_id: recipient.domain_id.clone(),
-            user_id: recipient.user_id.clone(),
-            alias_id: recipient.alias_id.clone(),
+        let Some(policy) = policies.get(&recipient.user_id).map(|p| &p.policy) else {
+            continue;
         };
-        let policy = effective_policy_for(&route).policy;
         categories
             .entry(recipient.domain_id.clone())
             .or_insert(decision.category);
@@ -169,6 +199,10 @@ pub fn plan(job_id: JobId, message: &IngestMessage) -> IngestOutcome {
             "reason": decision.reason,
             "state": state,
         }));
+        // No retained copy when the recipient's backup webmail is off.
+        let Some(expires_at) = expires_at else {
+            continue;
+        };
         rows.push(Message {
             id: MessageId::new(),
             tenant_id: message.tenant_id.clone(),
@@ -190,7 +224,7 @@ pub fn plan(job_id: JobId, message: &IngestMessage) -> IngestOutcome {
             blob_key: message.blob_key.clone(),
             last_response: None,
             received_at,
-            expires_at,
+            expires_at: Some(expires_at),
             updated_at: received_at,
         });
     }
@@ -279,10 +313,11 @@ pub fn plan(job_id: JobId, message: &IngestMessage) -> IngestOutcome {
     }
 }
 
-/// End of the retention copy: the tenant's retention period, or at once when opted out.
+/// End of the retained copy of a delivered message: after the retention period, or `None`
+/// (no copy) when the backup webmail is off.
 fn retention_end(received_at: NaiveDateTime, backup: BackupWebmail) -> Option<NaiveDateTime> {
-    Some(match backup {
-        BackupWebmail::Keep { days: d } => received_at + days(d.get()),
-        BackupWebmail::Off => received_at,
-    })
+    match backup {
+        BackupWebmail::Keep { days: d } => Some(received_at + days(d.get())),
+        BackupWebmail::Off => None,
+    }
 }

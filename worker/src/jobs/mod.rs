@@ -28,6 +28,7 @@ pub use purge_expired_messages::PURGE_EXPIRED_MESSAGES;
 use crate::blobs::BlobStore;
 use crate::delivery::{DeliveryClient, RetryPolicy};
 use crate::ingest::INGEST_MESSAGE;
+use crate::policy::PolicyCache;
 
 /// Settings of the job runner.
 #[derive(Debug, Clone)]
@@ -71,6 +72,8 @@ pub struct Worker {
     pub(crate) ingest_ready: Arc<Notify>,
     /// Notified when delivery jobs were enqueued.
     pub(crate) delivery_ready: Arc<Notify>,
+    /// Recipients' effective policies (retention and quarantine expiry at ingest).
+    pub(crate) policies: PolicyCache,
 }
 
 /// Poll interval when nothing woke the loop (jobs of other processes, retries coming due).
@@ -86,6 +89,7 @@ impl Worker {
     ) -> Arc<Self> {
         Arc::new(Self {
             client: DeliveryClient::new(settings.hostname.clone()),
+            policies: PolicyCache::new(db.clone()),
             db,
             blobs,
             settings,
