@@ -150,10 +150,11 @@ async fn cursor_at(
     // Walk with the maximal page size, as a client paging through would.
     let mut page = PageRequest {
         after: None,
-        limit: Some(PageRequest::MAX_LIMIT),
+        limit: None,
     };
     let mut seen = 0;
     loop {
+        page.limit = Some((depth - seen).min(PageRequest::MAX_LIMIT));
         let listed = store::list(db, scope, filter, &page).await?;
         seen += listed.items.len() as i64;
         match listed.next_cursor {
@@ -194,6 +195,16 @@ async fn run(args: &Args, url: &str) -> anyhow::Result<()> {
         from = to + 1;
     }
     client.batch_execute("ANALYZE").await?;
+    for row in client
+        .query(
+            "EXPLAIN ANALYZE SELECT id FROM messages WHERE tenant_id = 't1' AND state = 'quarantined' \
+             ORDER BY received_at DESC, id DESC LIMIT 51",
+            &[],
+        )
+        .await?
+    {
+        eprintln!("{}", row.get::<_, String>(0));
+    }
     eprintln!(
         "loaded {} quarantined rows in {:.1} s",
         args.rows,
