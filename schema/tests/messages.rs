@@ -264,6 +264,18 @@ async fn lists_page_newest_first_within_the_callers_scope() {
         .await
         .unwrap();
     assert_eq!(all.items.len(), 8);
+    let reseller = Scope::Reseller {
+        reseller_id: w.reseller.clone(),
+    };
+    let merged = store::list(&w.db, &reseller, &filter, &PageRequest::default())
+        .await
+        .unwrap();
+    let ids = |items: &[Message]| items.iter().map(|m| m.id.clone()).collect::<Vec<_>>();
+    assert_eq!(
+        ids(&merged.items),
+        ids(&all.items),
+        "the reseller sees the same, in order"
+    );
     let bad = store::list(
         &w.db,
         &tenant,
