@@ -389,19 +389,3 @@ pub struct ReleaseRequest {
     pub created_at: NaiveDateTime,
     pub decided_at: Option<NaiveDateTime>,
 }
-
-/// A domain's DKIM signing key (for mail sent from the backup webmail).
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = dkim_keys)]
-pub struct DkimKey {
-    pub domain_id: DomainId,
-    pub tenant_id: TenantId,
-    pub selector: String,
-    /// `rsa-sha256`.
-    pub algorithm: String,
-    /// PKCS#8 DER, base64.
-    pub private_key: String,
-    /// SubjectPublicKeyInfo DER, base64 (the DNS `p=` value).
-    pub public_key: String,
-    pub created_at: NaiveDateTime,
-}

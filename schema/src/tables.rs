@@ -256,18 +256,6 @@ table! {
     }
 }
 
-table! {
-    dkim_keys (domain_id) {
-        domain_id -> Text,
-        tenant_id -> Text,
-        selector -> Text,
-        algorithm -> Text,
-        private_key -> Text,
-        public_key -> Text,
-        created_at -> Timestamp,
-    }
-}
-
 joinable!(tenants -> resellers (reseller_id));
 joinable!(tenant_policies -> policies (policy_id));
 joinable!(domains -> tenants (tenant_id));
@@ -295,5 +283,4 @@ allow_tables_to_appear_in_same_query!(
     traffic_counters,
     classifier_feedback,
     release_requests,
-    dkim_keys,
 );
