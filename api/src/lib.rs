@@ -23,6 +23,15 @@ pub use error::{ApiError, FieldError, Problem, Validator};
 pub use router::{openapi, openapi_json, router};
 pub use service::api_keys::bootstrap_platform_admin;
 
+/// Raw messages by blob key: the worker's blob store in production (`cleanmail serve`
+/// adapts it), anything in tests.
+pub trait MessageBlobs: Send + Sync {
+    /// The bytes stored under `key`.
+    fn get<'a>(&'a self, key: &'a str) -> futures::future::BoxFuture<'a, Result<Vec<u8>, String>>;
+    /// Removes `key`; a missing key is not an error.
+    fn delete<'a>(&'a self, key: &'a str) -> futures::future::BoxFuture<'a, Result<(), String>>;
+}
+
 /// Shared state of the API: cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
@@ -30,6 +39,8 @@ pub struct AppState {
     tokens: auth::TokenKeys,
     /// Data-residency regions this deployment serves.
     pub regions: Arc<Vec<String>>,
+    /// Raw messages (quarantine previews, raw downloads, purges); `None`: unavailable.
+    pub blobs: Option<Arc<dyn MessageBlobs>>,
 }
 
 impl AppState {
@@ -39,7 +50,15 @@ impl AppState {
             db,
             jwt_secret: None,
             regions: vec!["ch".to_owned()],
+            blobs: None,
         }
+    }
+
+    /// The blob store, or `Unavailable` when this process has none.
+    pub(crate) fn blobs(&self) -> Result<&dyn MessageBlobs, ApiError> {
+        self.blobs
+            .as_deref()
+            .ok_or_else(|| ApiError::Unavailable("no blob store configured".into()))
     }
 }
 
@@ -48,9 +67,16 @@ pub struct AppStateBuilder {
     db: cleanmail_schema::Db,
     jwt_secret: Option<Vec<u8>>,
     regions: Vec<String>,
+    blobs: Option<Arc<dyn MessageBlobs>>,
 }
 
 impl AppStateBuilder {
+    /// The blob store holding raw messages.
+    pub fn blobs(mut self, blobs: Arc<dyn MessageBlobs>) -> Self {
+        self.blobs = Some(blobs);
+        self
+    }
+
     /// The HMAC secret for login tokens (random per process if not set).
     pub fn jwt_secret(mut self, secret: Vec<u8>) -> Self {
         self.jwt_secret = Some(secret);
@@ -71,6 +97,7 @@ impl AppStateBuilder {
             db: self.db,
             tokens: auth::TokenKeys::from_secret(&secret),
             regions: Arc::new(self.regions),
+            blobs: self.blobs,
         }
     }
 }

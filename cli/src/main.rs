@@ -266,7 +266,13 @@ async fn serve(config: Config, roles: Vec<Role>) -> anyhow::Result<()> {
     }
 
     if roles.contains(&Role::Api) {
+        let blobs = match blobs {
+            Some(blobs) => blobs,
+            None => BlobStore::local(&config.blob_dir)
+                .with_context(|| format!("opening blob store {}", config.blob_dir.display()))?,
+        };
         let state = cleanmail_api::AppState::builder(db)
+            .blobs(Arc::new(ApiBlobs(blobs)))
             .jwt_secret(config.jwt_secret()?)
             .regions(config.regions.clone())
             .build();
@@ -297,6 +303,19 @@ async fn serve(config: Config, roles: Vec<Role>) -> anyhow::Result<()> {
         let _ = task.await;
     }
     Ok(())
+}
+
+/// The worker's blob store as the API's [`cleanmail_api::MessageBlobs`].
+struct ApiBlobs(BlobStore);
+
+impl cleanmail_api::MessageBlobs for ApiBlobs {
+    fn get<'a>(&'a self, key: &'a str) -> futures::future::BoxFuture<'a, Result<Vec<u8>, String>> {
+        Box::pin(async move { self.0.get(key).await.map_err(|e| e.to_string()) })
+    }
+
+    fn delete<'a>(&'a self, key: &'a str) -> futures::future::BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move { self.0.delete(key).await.map_err(|e| e.to_string()) })
+    }
 }
 
 async fn shutdown_signal() {

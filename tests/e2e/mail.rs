@@ -22,7 +22,7 @@ const GTUBE: &str = include_str!("../../core/tests/fixtures/test-gtube.eml");
 const EICAR: &str = include_str!("../../core/tests/fixtures/virus-eicar-attachment.eml");
 
 /// A sink that takes many connections from loopback.
-async fn sink() -> SmtpSink {
+pub(crate) async fn sink() -> SmtpSink {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let config = SmtpConfig {
         max_connections_per_ip: 1000,
@@ -32,7 +32,11 @@ async fn sink() -> SmtpSink {
 }
 
 /// A server, its admin and one tenant whose domain delivers to `downstream`.
-async fn setup(backend: Backend, label: &str, downstream: SocketAddr) -> (Server, Client, Fixture) {
+pub(crate) async fn setup(
+    backend: Backend,
+    label: &str,
+    downstream: SocketAddr,
+) -> (Server, Client, Fixture) {
     let server = Server::start(backend).await;
     let admin = server.client(&server.admin_key("root@platform.test"));
     let fixture = Fixture::create(&admin, label).await;
@@ -47,7 +51,13 @@ async fn setup(backend: Backend, label: &str, downstream: SocketAddr) -> (Server
 }
 
 /// With `Message-ID`, `Date` and the given headers/body, CRLF line ends.
-fn message(from: &str, to: &str, subject: &str, message_id: &str, body: &str) -> Vec<u8> {
+pub(crate) fn message(
+    from: &str,
+    to: &str,
+    subject: &str,
+    message_id: &str,
+    body: &str,
+) -> Vec<u8> {
     format!(
         "From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\nDate: Sun, 29 Nov 2026 10:00:00 +0100\r\n\
          Message-ID: <{message_id}>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
@@ -62,7 +72,12 @@ fn crlf(text: &str) -> Vec<u8> {
 }
 
 /// Sends with lettre (a real SMTP client); `Ok` is the server's `250` reply.
-async fn send(smtp: SocketAddr, from: &str, to: &[&str], raw: &[u8]) -> Result<String, String> {
+pub(crate) async fn send(
+    smtp: SocketAddr,
+    from: &str,
+    to: &[&str],
+    raw: &[u8],
+) -> Result<String, String> {
     let transport = lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::builder_dangerous(
         smtp.ip().to_string(),
     )
@@ -148,7 +163,7 @@ impl Talk {
     }
 }
 
-async fn store_db(server: &Server) -> Db {
+pub(crate) async fn store_db(server: &Server) -> Db {
     Db::connect(&server.db.url).await.unwrap()
 }
 
@@ -176,7 +191,7 @@ async fn wait_for_messages(
     found
 }
 
-fn header(message: &SinkMessage, name: &str) -> Option<String> {
+pub(crate) fn header(message: &SinkMessage, name: &str) -> Option<String> {
     let text = message.text();
     text.split("\r\n\r\n")
         .next()

@@ -4,6 +4,8 @@ pub mod access;
 pub mod addresses;
 pub mod hierarchy;
 pub mod policies;
+pub mod quarantine;
+pub mod webmail;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts};

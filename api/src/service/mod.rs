@@ -7,9 +7,12 @@ pub mod api_keys;
 pub mod domains;
 pub mod import;
 pub mod policies;
+pub mod quarantine;
+pub(crate) mod rendering;
 pub mod resellers;
 pub mod tenants;
 pub mod users;
+pub mod webmail;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
