@@ -127,8 +127,9 @@ pub struct Config {
     pub purge_interval: Duration,
     /// Base URL of the platform's web pages (report links); default `http://<http_addr>`.
     pub public_url: String,
-    /// How often the worker looks for due reports.
-    pub report_interval: Duration,
+    /// How often the worker looks for due reports; `None` (0 configured): never (operators
+    /// run `cleanmail reports run-due` themselves).
+    pub report_interval: Option<Duration>,
     /// How long the links of a report stay valid after its slot.
     pub report_link_ttl: Duration,
 }
@@ -214,7 +215,8 @@ impl Config {
         );
         Ok(Self {
             public_url,
-            report_interval: Duration::from_secs(raw.report_interval_secs.max(1)),
+            report_interval: (raw.report_interval_secs > 0)
+                .then(|| Duration::from_secs(raw.report_interval_secs)),
             report_link_ttl: Duration::from_secs(raw.report_link_ttl_hours.max(1) * 3600),
             blob_dir: raw.blob_dir.unwrap_or_else(|| raw.data_dir.join("blobs")),
             blob_fsync: raw.blob_fsync,

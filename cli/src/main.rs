@@ -283,8 +283,11 @@ async fn serve(config: Config, roles: Vec<Role>) -> anyhow::Result<()> {
             outbound_relay: config.outbound_relay.clone(),
             lease: config.job_lease,
             purge_interval: config.purge_interval,
-            reports: Some(report_settings(&config)?),
-            report_interval: config.report_interval,
+            reports: match config.report_interval {
+                Some(_) => Some(report_settings(&config)?),
+                None => None,
+            },
+            report_interval: config.report_interval.unwrap_or_default(),
             ..WorkerSettings::default()
         };
         let worker = Worker::new(

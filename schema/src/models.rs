@@ -388,6 +388,8 @@ pub struct ReportRun {
     pub user_id: Option<UserId>,
     pub definition_id: Option<ReportDefinitionId>,
     pub slot: NaiveDateTime,
+    /// What arrived up to this instant is covered (the next report starts here).
+    pub covered_until: NaiveDateTime,
     /// Items reported; 0 means nothing new and no email.
     pub items: i32,
     pub log_id: Option<MessageLogId>,

@@ -245,6 +245,7 @@ table! {
         user_id -> Nullable<Text>,
         definition_id -> Nullable<Text>,
         slot -> Timestamp,
+        covered_until -> Timestamp,
         items -> Integer,
         log_id -> Nullable<Text>,
         created_at -> Timestamp,

@@ -7,3 +7,4 @@ mod import;
 mod isolation;
 mod mail;
 mod policies;
+mod reports;

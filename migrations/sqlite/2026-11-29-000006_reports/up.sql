@@ -30,6 +30,8 @@ CREATE TABLE report_runs (
     user_id TEXT REFERENCES users(id) ON DELETE CASCADE,
     definition_id TEXT REFERENCES report_definitions(id) ON DELETE CASCADE,
     slot TIMESTAMP NOT NULL,
+    -- The report covers what arrived up to here (the next one starts here).
+    covered_until TIMESTAMP NOT NULL,
     items INTEGER NOT NULL,
     log_id TEXT,
     created_at TIMESTAMP NOT NULL

@@ -109,18 +109,18 @@ pub async fn unscoped_user_for_link(db: &Db, user_id: &UserId) -> Result<ReportU
     })
 }
 
-/// The latest slot that ran for a user's quarantine report.
+/// The latest slot that ran for a user's quarantine report and what it covered.
 pub async fn last_user_run(
     db: &Db,
     scope: &Scope,
     user_id: &UserId,
-) -> Result<Option<NaiveDateTime>, StoreError> {
+) -> Result<Option<(NaiveDateTime, NaiveDateTime)>, StoreError> {
     with_conn!(db, conn => {
         let query = crate::filter_tenant_scope!(report_runs::table.into_boxed(), scope, report_runs::tenant_id);
         Ok(query
             .filter(report_runs::user_id.eq(user_id.clone()))
             .order(report_runs::slot.desc())
-            .select(report_runs::slot)
+            .select((report_runs::slot, report_runs::covered_until))
             .first(conn)
             .await
             .optional()?)

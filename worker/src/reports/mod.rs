@@ -3,7 +3,9 @@
 //! [`run_due`] runs, for one instant, whatever is due: for each user (or definition) the
 //! latest slot of its schedule at or before that instant, unless that slot already ran. A
 //! worker that was down therefore catches up the latest missed slot once, not every missed
-//! one; the report covers everything since the previous report. A slot runs once however
+//! one. A user's slot is due when something was quarantined between the previous report and
+//! the slot; the report then lists everything since the previous report up to the moment it
+//! is made (`covered_until`, never after `at`), where the next one starts. A slot runs once however
 //! many processes try: the `report_runs` row (unique per user or definition and slot) is
 //! inserted in the transaction that logs the email and enqueues its delivery.
 //!
@@ -191,17 +193,35 @@ async fn user_report(
     };
     let slot_naive = slot.naive_utc();
     let last = store::last_user_run(db, &scope, &user.user.id).await?;
-    if last.is_some_and(|last| last >= slot_naive) {
+    if last.is_some_and(|(last_slot, _)| last_slot >= slot_naive) {
         return Ok(());
     }
-    let after = last.unwrap_or(slot_naive - chrono::Duration::days(FIRST_REPORT_LOOKBACK_DAYS));
-    let messages = quarantined_between(db, &scope, None, after, slot_naive, FETCH_ITEMS).await?;
+    let after = last.map_or(
+        slot_naive - chrono::Duration::days(FIRST_REPORT_LOOKBACK_DAYS),
+        |(_, covered)| covered,
+    );
+    // Due only if something new had arrived by the slot; the report then lists everything
+    // new up to now (so the next one starts where this one ends).
+    let due = !quarantined_between(db, &scope, None, after, slot_naive, 1)
+        .await?
+        .is_empty();
+    let covered_until = if due {
+        cleanmail_schema::now().min(at.naive_utc())
+    } else {
+        after
+    };
+    let messages = if due {
+        quarantined_between(db, &scope, None, after, covered_until, FETCH_ITEMS).await?
+    } else {
+        Vec::new()
+    };
     let mut run = ReportRun {
         id: cleanmail_schema::new_id(),
         tenant_id: user.user.tenant_id.clone(),
         user_id: Some(user.user.id.clone()),
         definition_id: None,
         slot: slot_naive,
+        covered_until,
         items: i32::try_from(messages.len()).unwrap_or(i32::MAX),
         log_id: None,
         created_at: cleanmail_schema::now(),
@@ -488,6 +508,7 @@ async fn definition_report(
         user_id: None,
         definition_id: Some(definition.id.clone()),
         slot: slot.naive_utc(),
+        covered_until: slot.naive_utc(),
         items: i32::try_from(count).unwrap_or(i32::MAX),
         log_id: None,
         created_at: cleanmail_schema::now(),

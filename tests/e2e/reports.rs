@@ -1,0 +1,361 @@
+//! Quarantine reports end to end: spam quarantined over SMTP, `cleanmail reports run-due
+//! --at` as the controllable clock, report emails caught by a real SMTP sink acting as the
+//! outbound relay, and the one-click links opened over HTTP.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Days, TimeZone as _, Utc};
+use chrono_tz::Tz;
+use cleanmail_worker::sink::{SinkMessage, SmtpSink};
+use cleanmail_worker::smtp::SmtpConfig;
+use lettre::AsyncTransport as _;
+use serde_json::{Value, json};
+
+use crate::common::{Client, Fixture, Server, backends};
+
+const GTUBE: &str = include_str!("../../core/tests/fixtures/test-gtube.eml");
+/// The platform secret of the test servers (so tests can forge expired links).
+pub const SECRET: &str = "report-test-secret-0123456789abcdef0123456789";
+
+pub async fn sink() -> SmtpSink {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let config = SmtpConfig {
+        max_connections_per_ip: 1000,
+        ..SmtpConfig::for_tests()
+    };
+    SmtpSink::start_with(config, None).await.unwrap()
+}
+
+/// GTUBE (spam) from `from` with `subject`, CRLF line ends.
+fn spam(from: &str, to: &str, subject: &str) -> Vec<u8> {
+    let gtube = GTUBE.replace("\r\n", "\n");
+    let body = gtube.split_once("\n\n").map_or("", |(_, body)| body);
+    format!(
+        "From: {from}\nTo: {to}\nSubject: {subject}\nDate: Sun, 29 Nov 2026 10:00:00 +0100\n\
+         Message-ID: <{}@spam.example>\nMIME-Version: 1.0\nContent-Type: text/plain\n\n{body}",
+        subject.replace(' ', "-")
+    )
+    .replace("\r\n", "\n")
+    .replace('\n', "\r\n")
+    .into_bytes()
+}
+
+pub async fn send(smtp: std::net::SocketAddr, from: &str, to: &str, raw: &[u8]) {
+    let transport = lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::builder_dangerous(
+        smtp.ip().to_string(),
+    )
+    .port(smtp.port())
+    .timeout(Some(Duration::from_secs(20)))
+    .build();
+    let envelope =
+        lettre::address::Envelope::new(Some(from.parse().unwrap()), vec![to.parse().unwrap()])
+            .unwrap();
+    transport.send_raw(&envelope, raw).await.unwrap();
+}
+
+/// The first instant after `after` at one of `times` (local `HH:MM`) in `tz`.
+fn next_local(tz: Tz, times: &[(u32, u32)], after: DateTime<Utc>) -> DateTime<Utc> {
+    let today = after.with_timezone(&tz).date_naive();
+    (0..3)
+        .flat_map(|d| {
+            let date = today.checked_add_days(Days::new(d)).unwrap();
+            times.iter().map(move |&(h, m)| {
+                tz.from_local_datetime(&date.and_hms_opt(h, m, 0).unwrap())
+                    .earliest()
+                    .unwrap()
+                    .with_timezone(&Utc)
+            })
+        })
+        .filter(|t| *t > after)
+        .min()
+        .unwrap()
+}
+
+/// `cleanmail reports run-due --at <at>`; the printed summary.
+pub fn run_due(server: &Server, at: DateTime<Utc>) -> Value {
+    let out = run_due_command(server, at).output().unwrap();
+    assert!(
+        out.status.success(),
+        "run-due failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    serde_json::from_str(stdout.lines().last().unwrap()).unwrap()
+}
+
+/// The `run-due` process (with the servers' platform secret).
+fn run_due_command(server: &Server, at: DateTime<Utc>) -> std::process::Command {
+    let mut command = std::process::Command::new(crate::common::BIN);
+    command
+        .args(["reports", "run-due", "--at", &at.to_rfc3339()])
+        .env("DATABASE_URL", &server.db.url)
+        .env("CLEANMAIL_DATA_DIR", server.data_dir.path())
+        .env("CLEANMAIL_JWT_SECRET", SECRET);
+    command
+}
+
+/// The text and HTML parts of a report email.
+pub fn parts(message: &SinkMessage) -> (String, String) {
+    let parsed = mail_parser::MessageParser::default()
+        .parse(&message.data)
+        .unwrap();
+    (
+        parsed.body_text(0).unwrap().into_owned(),
+        parsed.body_html(0).unwrap().into_owned(),
+    )
+}
+
+pub fn subject(message: &SinkMessage) -> String {
+    mail_parser::MessageParser::default()
+        .parse(&message.data)
+        .unwrap()
+        .subject()
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// The path and query of the first link in `text` (plain text or HTML) for `purpose`.
+pub fn link(text: &str, purpose: &str) -> String {
+    let text = text.replace("&#x2f;", "/").replace("&amp;", "&");
+    let marker = format!("/links/{purpose}?token=");
+    let at = text
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {purpose} link in {text}"));
+    text[at..]
+        .split(|c: char| c.is_whitespace() || c == '"')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// Reports sent so far, waiting until there are `count` (the worker delivers them).
+async fn wait_reports(relay: &SmtpSink, count: usize) -> Vec<SinkMessage> {
+    let got = relay.wait_for(count, Duration::from_secs(20)).await;
+    assert_eq!(got.len(), count, "expected {count} report emails");
+    got
+}
+
+pub struct Setup {
+    pub server: Server,
+    pub admin: Client,
+    pub zurich: Fixture,
+    pub newyork: Fixture,
+    pub relay: SmtpSink,
+    pub downstream: SmtpSink,
+}
+
+/// Two tenants: Zurich (built-in policy: daily 09:00, tenant zone Europe/Zurich, user
+/// language fr) and New York (tenant zone America/New_York, user override twice daily at
+/// 07:00 and 19:00 New York time); each user has one quarantined spam.
+pub async fn setup(backend: crate::common::Backend) -> Setup {
+    let relay = sink().await;
+    let downstream = sink().await;
+    let relay_addr = relay.addr().to_string();
+    let server = Server::start_with(
+        backend,
+        &[
+            ("CLEANMAIL_OUTBOUND_RELAY", relay_addr.as_str()),
+            ("CLEANMAIL_JWT_SECRET", SECRET),
+            ("CLEANMAIL_REPORT_INTERVAL_SECS", "0"),
+        ],
+    )
+    .await;
+    let admin = server.client(&server.admin_key("root@platform.test"));
+    let zurich = Fixture::create(&admin, "Zurich").await;
+    let newyork = Fixture::create(&admin, "Newyork").await;
+    for fx in [&zurich, &newyork] {
+        admin
+            .patch(
+                &format!("/api/v1/domains/{}", fx.domain),
+                json!({ "destination": downstream.addr().to_string(), "state": "live" }),
+            )
+            .await
+            .expect(200);
+    }
+    admin
+        .patch(
+            &format!("/api/v1/users/{}", zurich.user),
+            json!({ "language": "fr" }),
+        )
+        .await
+        .expect(200);
+    admin
+        .patch(
+            &format!("/api/v1/tenants/{}", newyork.tenant),
+            json!({ "timezone": "America/New_York" }),
+        )
+        .await
+        .expect(200);
+    admin
+        .put(
+            &format!("/api/v1/users/{}/policy-overrides", newyork.user),
+            json!({ "report": { "frequency": "twice_daily", "at": "07:00", "second_at": "19:00", "timezone": "America/New_York" } }),
+        )
+        .await
+        .expect(200);
+    for (fx, subject) in [
+        (&zurich, "Zurich spam one"),
+        (&newyork, "New York spam one"),
+    ] {
+        let to = format!("jean@{}", fx.domain_name);
+        send(
+            server.smtp,
+            "bulk@spam.example",
+            &to,
+            &spam("Bulk <bulk@spam.example>", &to, subject),
+        )
+        .await;
+    }
+    wait_quarantined(&server, 2).await;
+    Setup {
+        server,
+        admin,
+        zurich,
+        newyork,
+        relay,
+        downstream,
+    }
+}
+
+/// Waits until `count` messages are quarantined (ingest runs in the server's worker).
+pub async fn wait_quarantined(server: &Server, count: usize) {
+    let db = cleanmail_schema::Db::connect(&server.db.url).await.unwrap();
+    let filter = cleanmail_schema::store::messages::MessageFilter {
+        state: Some("quarantined".into()),
+        ..Default::default()
+    };
+    for _ in 0..200 {
+        let found = cleanmail_schema::store::messages::list(
+            &db,
+            &cleanmail_schema::Scope::Platform,
+            &filter,
+            &cleanmail_schema::PageRequest::default(),
+        )
+        .await
+        .unwrap()
+        .items;
+        if found.len() >= count {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("fewer than {count} messages quarantined:\n{}", server.log());
+}
+
+#[tokio::test]
+async fn reports_go_out_at_each_users_slot_once() {
+    for backend in backends() {
+        let Setup {
+            server,
+            zurich,
+            newyork,
+            relay,
+            ..
+        } = setup(backend).await;
+        let zurich_to = format!("jean@{}", zurich.domain_name);
+        let newyork_to = format!("jean@{}", newyork.domain_name);
+        let now = Utc::now();
+        let zurich_slot = next_local(chrono_tz::Europe::Zurich, &[(9, 0)], now);
+        let newyork_slot = next_local(chrono_tz::America::New_York, &[(7, 0), (19, 0)], now);
+        let (first, second, first_to, second_to) = if zurich_slot < newyork_slot {
+            (zurich_slot, newyork_slot, &zurich_to, &newyork_to)
+        } else {
+            (newyork_slot, zurich_slot, &newyork_to, &zurich_to)
+        };
+
+        // Just before the first slot: the latest slots predate the spam, nothing to send.
+        let summary = run_due(&server, first - chrono::Duration::minutes(1));
+        assert_eq!(summary["sent"], 0, "{summary}");
+
+        // At the first slot: that user's report only.
+        let summary = run_due(&server, first);
+        assert_eq!(summary["sent"], 1, "{summary}");
+        let got = wait_reports(&relay, 1).await;
+        assert_eq!(got[0].rcpt_to, vec![first_to.clone()]);
+        assert_eq!(got[0].mail_from, "", "reports come from the null sender");
+
+        // At the second slot, two processes at once: the other user's report, once.
+        let spawn = || run_due_command(&server, second).output();
+        let (a, b) = std::thread::scope(|s| {
+            let a = s.spawn(spawn);
+            let b = s.spawn(spawn);
+            (a.join().unwrap().unwrap(), b.join().unwrap().unwrap())
+        });
+        assert!(a.status.success() && b.status.success());
+        let sent: u64 = [a, b]
+            .iter()
+            .map(|o| {
+                let out: Value = serde_json::from_str(
+                    String::from_utf8_lossy(&o.stdout).lines().last().unwrap(),
+                )
+                .unwrap();
+                out["sent"].as_u64().unwrap()
+            })
+            .sum();
+        assert_eq!(sent, 1, "two processes at one slot send once");
+        let got = wait_reports(&relay, 2).await;
+        assert_eq!(got[1].rcpt_to, vec![second_to.clone()]);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(relay.messages().len(), 2, "no double send");
+
+        // The French user's report: language, both parts, the item and its actions.
+        let french = got
+            .iter()
+            .find(|m| m.rcpt_to == [zurich_to.clone()])
+            .unwrap();
+        assert!(
+            subject(french).starts_with("Rapport de quarantaine"),
+            "{}",
+            subject(french)
+        );
+        let (text, html) = parts(french);
+        assert!(text.contains("Zurich spam one"), "{text}");
+        assert!(html.contains("Zurich spam one"), "{html}");
+        for purpose in ["release", "delete", "allow_sender", "quarantine", "webmail"] {
+            link(&text, purpose);
+            link(&html, purpose);
+        }
+        let english = got
+            .iter()
+            .find(|m| m.rcpt_to == [newyork_to.clone()])
+            .unwrap();
+        assert!(
+            subject(english).starts_with("Quarantine report"),
+            "{}",
+            subject(english)
+        );
+        assert!(parts(english).0.contains("New York spam one"));
+
+        // Same instant again: nothing.
+        let summary = run_due(&server, second);
+        assert_eq!(summary["sent"], 0, "{summary}");
+
+        // New spam for Zurich, then a worker that was down for three days: one report with
+        // only the new item (the latest missed slot once), nothing for New York.
+        send(
+            server.smtp,
+            "bulk@spam.example",
+            &zurich_to,
+            &spam("Bulk <bulk@spam.example>", &zurich_to, "Zurich spam two"),
+        )
+        .await;
+        wait_quarantined(&server, 3).await;
+        let later = second + chrono::Duration::days(3);
+        let summary = run_due(&server, later);
+        assert_eq!(summary["sent"], 1, "{summary}");
+        let got = wait_reports(&relay, 3).await;
+        assert_eq!(got[2].rcpt_to, vec![zurich_to.clone()]);
+        let (text, _) = parts(&got[2]);
+        assert!(text.contains("Zurich spam two"), "{text}");
+        assert!(!text.contains("Zurich spam one"), "{text}");
+        assert_eq!(run_due(&server, later)["sent"], 0);
+
+        // Reports are in the message log.
+        let db = cleanmail_schema::Db::connect(&server.db.url).await.unwrap();
+        let log =
+            cleanmail_schema::store::messages::log(&db, &cleanmail_schema::Scope::Platform, 100)
+                .await
+                .unwrap();
+        assert_eq!(log.iter().filter(|e| e.category == "report").count(), 3);
+    }
+}
