@@ -267,3 +267,122 @@ plain_header!(
     ContentLanguage,
     "Content-Language"
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(n: usize) -> ReportItem {
+        ReportItem {
+            id: format!("m{n}"),
+            received: format!("2026-11-30 0{n}:15"),
+            sender: format!("Sender {n} <s{n}@spam.example>"),
+            subject: format!("Offer <{n}> & more"),
+            category: "spam".to_owned(),
+            release_url: format!("https://mail.example/links/release?token=r{n}"),
+            delete_url: format!("https://mail.example/links/delete?token=d{n}"),
+            allow_sender_url: format!("https://mail.example/links/allow_sender?token=a{n}"),
+        }
+    }
+
+    fn user_report(language: &str) -> UserReport {
+        UserReport {
+            language: language.to_owned(),
+            address: "jean@example.ch".to_owned(),
+            items: vec![item(1), item(2)],
+            more: 3,
+            quarantine_url: "https://mail.example/links/quarantine?token=q".to_owned(),
+            webmail_url: "https://mail.example/links/webmail?token=w".to_owned(),
+            links_expire: "2026-12-07 09:00".to_owned(),
+        }
+    }
+
+    #[test]
+    fn user_report_in_every_language() {
+        for language in ["en", "fr", "de", "it"] {
+            let email = render_user_report(&user_report(language));
+            insta::assert_snapshot!(format!("user_report_{language}_text"), email.text);
+            insta::assert_snapshot!(format!("user_report_{language}_subject"), email.subject);
+        }
+        let email = render_user_report(&user_report("en"));
+        insta::assert_snapshot!("user_report_en_html", email.html);
+        // Sender text is escaped in HTML, never markup.
+        assert!(email.html.contains("Offer &lt;1&gt; &amp; more"));
+    }
+
+    #[test]
+    fn domain_reports() {
+        let stats = DomainReport {
+            language: "de".to_owned(),
+            scope: "example.ch".to_owned(),
+            from: "2026-11-23 07:00".to_owned(),
+            to: "2026-11-30 07:00".to_owned(),
+            body: DomainReportBody::Statistics(StatisticsBody {
+                rows: vec![
+                    StatisticsRow {
+                        label: "Sauber".to_owned(),
+                        count: 120,
+                        previous: 100,
+                        trend: "+20.0 %".to_owned(),
+                    },
+                    StatisticsRow {
+                        label: "Spam".to_owned(),
+                        count: 7,
+                        previous: 0,
+                        trend: "–".to_owned(),
+                    },
+                ],
+                tops: vec![TopList {
+                    title: "Häufigste Absender".to_owned(),
+                    entries: vec![("news@shop.example".to_owned(), 42)],
+                }],
+            }),
+        };
+        let email = render_domain_report(&stats);
+        insta::assert_snapshot!("statistics_report_de_text", email.text);
+        insta::assert_snapshot!("statistics_report_de_html", email.html);
+        let quarantine = DomainReport {
+            language: "en".to_owned(),
+            scope: "example.ch".to_owned(),
+            from: "2026-11-29 07:00".to_owned(),
+            to: "2026-11-30 07:00".to_owned(),
+            body: DomainReportBody::Quarantine {
+                items: vec![DomainItem {
+                    received: "2026-11-29 10:00".to_owned(),
+                    recipient: "jean@example.ch".to_owned(),
+                    sender: "bulk@spam.example".to_owned(),
+                    subject: "Win".to_owned(),
+                    category: "spam".to_owned(),
+                }],
+                more: 0,
+            },
+        };
+        let email = render_domain_report(&quarantine);
+        insta::assert_snapshot!("domain_quarantine_report_en_text", email.text);
+        assert_eq!(
+            email.subject,
+            "Quarantine report for example.ch: 1 messages"
+        );
+    }
+
+    #[test]
+    fn mime_has_text_and_html_alternatives() {
+        let email = render_user_report(&user_report("fr"));
+        let mime = to_mime(
+            &email,
+            "Cleanmail <noreply@mx.example>",
+            &["jean@example.ch".to_owned()],
+            "fr",
+            "<r1@mx.example>",
+        )
+        .unwrap();
+        let parsed = mail_parser::MessageParser::default().parse(&mime).unwrap();
+        assert_eq!(parsed.subject(), Some(email.subject.as_str()));
+        let unix = |s: &str| s.replace("\r\n", "\n").trim_end().to_owned();
+        assert_eq!(unix(&parsed.body_text(0).unwrap()), unix(&email.text));
+        assert_eq!(unix(&parsed.body_html(0).unwrap()), unix(&email.html));
+        let text = String::from_utf8_lossy(&mime);
+        assert!(text.contains("Auto-Submitted: auto-generated"));
+        assert!(text.contains("Content-Language: fr"));
+    }
+}
