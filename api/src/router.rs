@@ -14,6 +14,7 @@ use utoipa_axum::routes;
 use crate::rest::addresses::{aliases, convert, import, users};
 use crate::rest::hierarchy::{domains, resellers, tenants};
 use crate::rest::policies::{assignments, crud as policies};
+use crate::rest::reports::definitions as report_definitions;
 use crate::rest::{Json, access};
 use crate::{ApiError, AppState};
 
@@ -32,6 +33,7 @@ use crate::{ApiError, AppState};
         (name = "import", description = "Bulk address import and export (CSV)"),
         (name = "api-keys", description = "Long-lived credentials for automation"),
         (name = "policies", description = "Filtering policies, their assignment, overrides and effective values"),
+        (name = "reports", description = "Domain and tenant reports: definitions and on-demand content"),
         (name = "health")
     )
 )]
@@ -98,6 +100,16 @@ fn api_routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(assignments::user_effective_policy))
         .routes(routes!(assignments::domain_effective_policy))
+        .routes(routes!(
+            report_definitions::list,
+            report_definitions::create
+        ))
+        .routes(routes!(
+            report_definitions::get,
+            report_definitions::update,
+            report_definitions::delete
+        ))
+        .routes(routes!(crate::rest::reports::data))
 }
 
 /// The OpenAPI document.
@@ -117,6 +129,10 @@ pub fn router(state: AppState) -> Router {
     let (rest, openapi) = api_routes().split_for_parts();
     let schema = crate::graphql::schema(state.clone());
     rest.route("/graphql", get(graphiql).post(crate::graphql::handler))
+        .route(
+            "/links/{purpose}",
+            get(crate::web::links::open).post(crate::web::links::act),
+        )
         .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .fallback(not_found)
         .layer(axum::Extension(schema))

@@ -58,6 +58,22 @@ impl ReportFrequency {
     }
 }
 
+impl ReportFrequency {
+    /// The period the slot `end` closes: from the slot before it to `end`.
+    pub fn period_ending(self, tz: Tz, end: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+        let start = previous_slot(&self.schedule(), tz, end)
+            .expect("a frequency's schedule always has an earlier slot");
+        (start, end)
+    }
+
+    /// The latest complete period at `at`.
+    pub fn last_period(self, tz: Tz, at: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+        let end = latest_slot(&self.schedule(), tz, at)
+            .expect("a frequency's schedule always has a slot within its look-back");
+        self.period_ending(tz, end)
+    }
+}
+
 /// How far back [`latest_slot`] looks: more than the longest period (a month).
 const LOOKBACK_DAYS: u64 = 40;
 
@@ -310,6 +326,25 @@ mod tests {
             Some("2026-12-28T05:00:00Z"),
         );
         check(ReportSchedule::Never, ZURICH, "2026-12-31T00:00:00Z", None);
+    }
+
+    #[test]
+    fn frequency_periods() {
+        let weekly = ReportFrequency::Weekly;
+        // 2026-12-02 is a Wednesday: the last complete week ended Monday 2026-11-30 07:00.
+        assert_eq!(
+            weekly.last_period(ZURICH, at("2026-12-02T12:00:00Z")),
+            (at("2026-11-23T06:00:00Z"), at("2026-11-30T06:00:00Z"))
+        );
+        assert_eq!(
+            ReportFrequency::Monthly.last_period(ZURICH, at("2026-12-02T12:00:00Z")),
+            (at("2026-11-01T06:00:00Z"), at("2026-12-01T06:00:00Z"))
+        );
+        assert_eq!(
+            ReportFrequency::parse("daily"),
+            Some(ReportFrequency::Daily)
+        );
+        assert_eq!(ReportFrequency::parse("hourly"), None);
     }
 
     #[test]

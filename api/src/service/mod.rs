@@ -7,6 +7,7 @@ pub mod api_keys;
 pub mod domains;
 pub mod import;
 pub mod policies;
+pub mod reports;
 pub mod resellers;
 pub mod tenants;
 pub mod users;

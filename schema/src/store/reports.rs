@@ -238,6 +238,23 @@ pub async fn use_link_token(
     })
 }
 
+/// Whether the action token `jti` of the user in `scope` was used.
+pub async fn link_token_used(db: &Db, scope: &Scope, jti: &str) -> Result<bool, StoreError> {
+    let Some(user_id) = scope.user_id() else {
+        return Err(StoreError::NotFound);
+    };
+    with_conn!(db, conn => {
+        let found: Option<String> = used_link_tokens::table
+            .filter(used_link_tokens::jti.eq(jti))
+            .filter(used_link_tokens::user_id.eq(user_id.clone()))
+            .select(used_link_tokens::jti)
+            .first(conn)
+            .await
+            .optional()?;
+        Ok(found.is_some())
+    })
+}
+
 /// Forgets a used token again (its action failed, so the link may be tried once more).
 pub async fn unuse_link_token(db: &Db, scope: &Scope, jti: &str) -> Result<(), StoreError> {
     let Some(user_id) = scope.user_id() else {

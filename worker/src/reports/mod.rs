@@ -20,7 +20,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use chrono_tz::Tz;
 use cleanmail_core::links::{LinkClaims, LinkPurpose, LinkSigner};
 use cleanmail_core::policy::ReportSchedule;
-use cleanmail_core::schedule::{ReportFrequency, latest_slot, previous_slot};
+use cleanmail_core::schedule::{ReportFrequency, latest_slot};
 use cleanmail_schema::models::{Job, Message, MessageLogEntry, ReportDefinition, ReportRun};
 use cleanmail_schema::store::reports::{
     self as store, ReportUser, change_percent, quarantined_between,
@@ -355,11 +355,6 @@ async fn enqueue_email(
     Ok(claimed)
 }
 
-/// The period a definition's slot closes: `(previous slot, slot]`.
-fn period(frequency: ReportFrequency, tz: Tz, slot: DateTime<Utc>) -> DateTime<Utc> {
-    previous_slot(&frequency.schedule(), tz, slot).unwrap_or(slot - chrono::Duration::days(1))
-}
-
 /// The content of a definition's report for the period ending at `slot`.
 pub async fn definition_body(
     db: &Db,
@@ -370,14 +365,14 @@ pub async fn definition_body(
 ) -> anyhow::Result<(DomainReport, usize)> {
     let frequency = ReportFrequency::parse(&definition.frequency)
         .with_context(|| format!("unknown frequency {}", definition.frequency))?;
-    let start = period(frequency, tz, slot);
+    let (start, _) = frequency.period_ending(tz, slot);
     let t = i18n::strings(&definition.language);
     let scope_name = match &definition.domain_id {
         Some(domain_id) => domains::get(db, scope, domain_id).await?.name,
         None => tenants::get(db, scope, &definition.tenant_id).await?.name,
     };
     let (body, count) = if definition.kind == "statistics" {
-        let previous_start = period(frequency, tz, start);
+        let (previous_start, _) = frequency.period_ending(tz, start);
         let stats = store::statistics(
             db,
             scope,
