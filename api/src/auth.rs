@@ -83,6 +83,25 @@ impl Principal {
         }
     }
 
+    /// An end user acting on their own mailbox, e.g. from a verified signed link (report
+    /// emails): the same principal a password login of that user gives.
+    pub fn end_user(
+        reseller_id: ResellerId,
+        tenant_id: TenantId,
+        user_id: UserId,
+        subject: String,
+    ) -> Self {
+        Self {
+            role: Role::User,
+            scope: Scope::User {
+                reseller_id,
+                tenant_id,
+                user_id,
+            },
+            subject,
+        }
+    }
+
     fn from_parts(
         role: Role,
         reseller_id: Option<ResellerId>,

@@ -193,6 +193,7 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(message) | StoreError::Constraint(message) => {
                 Self::Conflict(message)
             }
+            StoreError::Invalid(message) => Self::BadRequest(message),
             StoreError::Unavailable(message) => Self::Unavailable(message),
             StoreError::Database(err) => Self::Internal(err.to_string()),
         }

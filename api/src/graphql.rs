@@ -15,6 +15,10 @@ use crate::service::policies::{
     CreatePolicy, EffectivePolicy, Policy, PolicyFilter, PolicyOverrides, PolicyOverridesOf,
     TenantPolicy, UpdatePolicy,
 };
+use crate::service::quarantine::{
+    BulkInput, BulkResult, MessageDetail, MessageSearch, ReleaseInput, ReleaseOutcome,
+    ReleaseRequest, ReleaseRequestFilter, SenderListInput, SenderListOutcome, StoredMessage,
+};
 use crate::service::resellers::{CreateReseller, Reseller, ResellerFilter, UpdateReseller};
 use crate::service::tenants::{CreateTenant, Tenant, TenantFilter, UpdateTenant};
 use crate::service::users::{CreateUser, UpdateUser, User, UserFilter};
@@ -371,6 +375,57 @@ impl QueryRoot {
             .await
             .gql()
     }
+
+    /// Quarantined messages you can see (a user: their own), newest first.
+    async fn quarantine(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        search: Option<MessageSearch>,
+    ) -> async_graphql::Result<Connection<String, StoredMessage>> {
+        let had_cursor = after.is_some();
+        let page = service::quarantine::list(
+            state(ctx),
+            who(ctx)?,
+            &search.unwrap_or_default(),
+            &page_params(first, after),
+        )
+        .await
+        .gql()?;
+        Ok(connection(page, had_cursor, service::quarantine::cursor))
+    }
+
+    /// One quarantined message with envelope, headers, verdict, safe preview, attachments.
+    async fn quarantined_message(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+    ) -> async_graphql::Result<Option<MessageDetail>> {
+        service::quarantine::get(state(ctx), who(ctx)?, &id)
+            .await
+            .gql_opt()
+    }
+
+    /// Release requests you can see (a user: their own), newest first.
+    async fn release_requests(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<ReleaseRequestFilter>,
+    ) -> async_graphql::Result<Connection<String, ReleaseRequest>> {
+        let had_cursor = after.is_some();
+        let page = service::quarantine::release_requests(
+            state(ctx),
+            who(ctx)?,
+            &filter.unwrap_or_default(),
+            &page_params(first, after),
+        )
+        .await
+        .gql()?;
+        Ok(connection(page, had_cursor, |r| r.id.clone()))
+    }
 }
 
 /// A bearer token from `login`.
@@ -656,6 +711,89 @@ impl MutationRoot {
         #[graphql(default = false)] dry_run: bool,
     ) -> async_graphql::Result<ImportReport> {
         service::import::import(state(ctx), who(ctx)?, &target, &csv, dry_run)
+            .await
+            .gql()
+    }
+
+    /// Releases a quarantined message (to all or chosen original recipients); an end
+    /// user's release of phishing or virus becomes a release request.
+    async fn release_message(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+        input: Option<ReleaseInput>,
+    ) -> async_graphql::Result<ReleaseOutcome> {
+        service::quarantine::release(state(ctx), who(ctx)?, &id, input.unwrap_or_default())
+            .await
+            .gql()
+    }
+    /// Deletes a quarantined message.
+    async fn delete_quarantined_message(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+    ) -> async_graphql::Result<String> {
+        service::quarantine::delete(state(ctx), who(ctx)?, &id)
+            .await
+            .gql()
+            .map(|()| id)
+    }
+    /// Adds a message's sender to an allow list (yours; admins may choose the level).
+    async fn allow_sender(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+        input: Option<SenderListInput>,
+    ) -> async_graphql::Result<SenderListOutcome> {
+        service::quarantine::allow_sender(state(ctx), who(ctx)?, &id, input.unwrap_or_default())
+            .await
+            .gql()
+    }
+    /// Adds a message's sender to a block list (yours; admins may choose the level).
+    async fn block_sender(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+        input: Option<SenderListInput>,
+    ) -> async_graphql::Result<SenderListOutcome> {
+        service::quarantine::block_sender(state(ctx), who(ctx)?, &id, input.unwrap_or_default())
+            .await
+            .gql()
+    }
+    /// Reports a message as spam (classifier feedback).
+    async fn report_spam(&self, ctx: &Context<'_>, id: String) -> async_graphql::Result<String> {
+        service::quarantine::report_spam(state(ctx), who(ctx)?, &id)
+            .await
+            .gql()
+            .map(|()| id)
+    }
+    /// One action on up to 500 quarantined messages, with a result per message.
+    async fn bulk_quarantine(
+        &self,
+        ctx: &Context<'_>,
+        input: BulkInput,
+    ) -> async_graphql::Result<BulkResult> {
+        service::quarantine::bulk(state(ctx), who(ctx)?, input)
+            .await
+            .gql()
+    }
+    /// Approves a pending release request (the requester's copy is released).
+    async fn approve_release_request(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+    ) -> async_graphql::Result<ReleaseRequest> {
+        service::quarantine::decide_release_request(state(ctx), who(ctx)?, &id, true)
+            .await
+            .gql()
+    }
+    /// Denies a pending release request.
+    async fn deny_release_request(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+    ) -> async_graphql::Result<ReleaseRequest> {
+        service::quarantine::decide_release_request(state(ctx), who(ctx)?, &id, false)
             .await
             .gql()
     }

@@ -32,6 +32,8 @@ pub struct AppState {
     pub regions: Arc<Vec<String>>,
     /// Checks report links (key derived from the same platform secret).
     pub links: cleanmail_core::links::LinkSigner,
+    /// Raw messages (quarantine previews, raw downloads, purges); `None`: unavailable.
+    pub blobs: Option<cleanmail_schema::blobs::BlobStore>,
 }
 
 impl AppState {
@@ -41,7 +43,15 @@ impl AppState {
             db,
             jwt_secret: None,
             regions: vec!["ch".to_owned()],
+            blobs: None,
         }
+    }
+
+    /// The blob store, or `Unavailable` when this process has none.
+    pub(crate) fn blobs(&self) -> Result<&cleanmail_schema::blobs::BlobStore, ApiError> {
+        self.blobs
+            .as_ref()
+            .ok_or_else(|| ApiError::Unavailable("no blob store configured".into()))
     }
 }
 
@@ -50,9 +60,16 @@ pub struct AppStateBuilder {
     db: cleanmail_schema::Db,
     jwt_secret: Option<Vec<u8>>,
     regions: Vec<String>,
+    blobs: Option<cleanmail_schema::blobs::BlobStore>,
 }
 
 impl AppStateBuilder {
+    /// The blob store holding raw messages.
+    pub fn blobs(mut self, blobs: cleanmail_schema::blobs::BlobStore) -> Self {
+        self.blobs = Some(blobs);
+        self
+    }
+
     /// The HMAC secret for login tokens (random per process if not set).
     pub fn jwt_secret(mut self, secret: Vec<u8>) -> Self {
         self.jwt_secret = Some(secret);
@@ -74,6 +91,7 @@ impl AppStateBuilder {
             tokens: auth::TokenKeys::from_secret(&secret),
             links: cleanmail_core::links::LinkSigner::new(&secret),
             regions: Arc::new(self.regions),
+            blobs: self.blobs,
         }
     }
 }

@@ -15,14 +15,14 @@ use crate::rest::addresses::{aliases, convert, import, users};
 use crate::rest::hierarchy::{domains, resellers, tenants};
 use crate::rest::policies::{assignments, crud as policies};
 use crate::rest::reports::definitions as report_definitions;
-use crate::rest::{Json, access};
+use crate::rest::{Json, access, quarantine};
 use crate::{ApiError, AppState};
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "Cleanmail API",
-        description = "Multi-tenant inbound email security: resellers, tenants, domains, users, aliases, access and filtering policies.\n\nAuthenticate with `Authorization: Bearer <token>` using a login token (`POST /api/v1/auth/login`) or an API key. Errors are RFC 9457 problem JSON. Lists are cursor-paginated: pass `next_cursor` back as `after`.",
+        description = "Multi-tenant inbound email security: resellers, tenants, domains, users, aliases, access, filtering policies and the quarantine.\n\nAuthenticate with `Authorization: Bearer <token>` using a login token (`POST /api/v1/auth/login`) or an API key. Errors are RFC 9457 problem JSON. Lists are cursor-paginated: pass `next_cursor` back as `after`.",
         license(name = "AGPL-3.0-only")
     ),
     modifiers(&BearerAuth),
@@ -34,6 +34,7 @@ use crate::{ApiError, AppState};
         (name = "api-keys", description = "Long-lived credentials for automation"),
         (name = "policies", description = "Filtering policies, their assignment, overrides and effective values"),
         (name = "reports", description = "Domain and tenant reports: definitions and on-demand content"),
+        (name = "quarantine", description = "Quarantined messages, their release, sender lists and release requests"),
         (name = "health")
     )
 )]
@@ -110,6 +111,18 @@ fn api_routes() -> OpenApiRouter<AppState> {
             report_definitions::delete
         ))
         .routes(routes!(crate::rest::reports::data))
+        .routes(routes!(quarantine::list))
+        .routes(routes!(quarantine::bulk))
+        .routes(routes!(quarantine::get))
+        .routes(routes!(quarantine::raw))
+        .routes(routes!(quarantine::release))
+        .routes(routes!(quarantine::delete))
+        .routes(routes!(quarantine::allow_sender))
+        .routes(routes!(quarantine::block_sender))
+        .routes(routes!(quarantine::report_spam))
+        .routes(routes!(quarantine::list_release_requests))
+        .routes(routes!(quarantine::approve_release_request))
+        .routes(routes!(quarantine::deny_release_request))
 }
 
 /// The OpenAPI document.

@@ -300,7 +300,10 @@ async fn serve(config: Config, roles: Vec<Role>) -> anyhow::Result<()> {
     }
 
     if roles.contains(&Role::Api) {
+        let blobs = BlobStore::local(&config.blob_dir)
+            .with_context(|| format!("opening blob store {}", config.blob_dir.display()))?;
         let state = cleanmail_api::AppState::builder(db)
+            .blobs(blobs)
             .jwt_secret(config.jwt_secret()?)
             .regions(config.regions.clone())
             .build();

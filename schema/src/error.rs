@@ -14,6 +14,9 @@ pub enum StoreError {
     /// The write references a row that does not exist or is still referenced.
     #[error("constraint violated: {0}")]
     Constraint(String),
+    /// An input the query cannot use (e.g. a malformed pagination cursor).
+    #[error("invalid input: {0}")]
+    Invalid(String),
     /// The database could not be reached or the pool is exhausted.
     #[error("database unavailable: {0}")]
     Unavailable(String),

@@ -6,6 +6,7 @@
 //! is the one choke point of tenancy. A row outside the caller's scope is reported exactly
 //! like a missing row ([`StoreError::NotFound`]).
 
+pub mod blobs;
 mod db;
 mod error;
 mod ids;

@@ -326,6 +326,8 @@ pub struct Message {
 impl Message {
     /// State of a message held in quarantine.
     pub const QUARANTINED: &'static str = "quarantined";
+    /// States of a retained copy (the backup webmail): waiting for, or past, delivery.
+    pub const RETAINED: [&'static str; 4] = ["queued", "deferred", "delivered", "bounced"];
 
     /// Filter: messages held in quarantine.
     pub fn quarantined() -> diesel::dsl::Eq<messages::state, &'static str> {
@@ -393,5 +395,60 @@ pub struct ReportRun {
     /// Items reported; 0 means nothing new and no email.
     pub items: i32,
     pub log_id: Option<MessageLogId>,
+    pub created_at: NaiveDateTime,
+}
+
+/// Classifier feedback: a message released from quarantine (`ham`) or reported (`spam`).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = classifier_feedback)]
+pub struct ClassifierFeedback {
+    pub id: String,
+    pub tenant_id: TenantId,
+    pub message_id: MessageId,
+    pub log_id: MessageLogId,
+    pub user_id: UserId,
+    /// `ham` or `spam`.
+    pub kind: String,
+    /// The category the engine had decided.
+    pub category: String,
+    pub score: f64,
+    pub mail_from: String,
+    pub subject: String,
+    pub blob_key: String,
+    /// The principal who gave the feedback.
+    pub created_by: String,
+    pub created_at: NaiveDateTime,
+}
+
+/// An end user's request to release a phishing or virus message, decided by a tenant admin.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = release_requests)]
+pub struct ReleaseRequest {
+    pub id: String,
+    pub tenant_id: TenantId,
+    pub message_id: MessageId,
+    pub user_id: UserId,
+    /// `pending`, `approved` or `denied`.
+    pub state: String,
+    pub requested_by: String,
+    pub comment: String,
+    pub decided_by: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub decided_at: Option<NaiveDateTime>,
+}
+
+/// A domain's DKIM signing key (for mail sent from the backup webmail).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = dkim_keys)]
+pub struct DkimKey {
+    pub domain_id: DomainId,
+    pub tenant_id: TenantId,
+    pub selector: String,
+    /// `rsa-sha256`.
+    pub algorithm: String,
+    /// PKCS#8 DER, base64.
+    pub private_key: String,
+    /// SubjectPublicKeyInfo DER, base64 (the DNS `p=` value).
+    pub public_key: String,
     pub created_at: NaiveDateTime,
 }

@@ -262,12 +262,58 @@ table! {
     }
 }
 
+table! {
+    classifier_feedback (id) {
+        id -> Text,
+        tenant_id -> Text,
+        message_id -> Text,
+        log_id -> Text,
+        user_id -> Text,
+        kind -> Text,
+        category -> Text,
+        score -> Double,
+        mail_from -> Text,
+        subject -> Text,
+        blob_key -> Text,
+        created_by -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+table! {
+    release_requests (id) {
+        id -> Text,
+        tenant_id -> Text,
+        message_id -> Text,
+        user_id -> Text,
+        state -> Text,
+        requested_by -> Text,
+        comment -> Text,
+        decided_by -> Nullable<Text>,
+        created_at -> Timestamp,
+        decided_at -> Nullable<Timestamp>,
+    }
+}
+
+table! {
+    dkim_keys (domain_id) {
+        domain_id -> Text,
+        tenant_id -> Text,
+        selector -> Text,
+        algorithm -> Text,
+        private_key -> Text,
+        public_key -> Text,
+        created_at -> Timestamp,
+    }
+}
+
 joinable!(tenants -> resellers (reseller_id));
 joinable!(tenant_policies -> policies (policy_id));
 joinable!(domains -> tenants (tenant_id));
 joinable!(users -> domains (domain_id));
 joinable!(aliases -> users (user_id));
 joinable!(messages -> message_log (log_id));
+joinable!(release_requests -> messages (message_id));
 
 allow_tables_to_appear_in_same_query!(
     resellers,
@@ -289,4 +335,7 @@ allow_tables_to_appear_in_same_query!(
     report_definitions,
     report_runs,
     used_link_tokens,
+    classifier_feedback,
+    release_requests,
+    dkim_keys,
 );

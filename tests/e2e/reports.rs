@@ -137,7 +137,6 @@ async fn wait_reports(relay: &SmtpSink, count: usize) -> Vec<SinkMessage> {
 
 pub struct Setup {
     pub server: Server,
-    pub admin: Client,
     pub zurich: Fixture,
     pub newyork: Fixture,
     pub relay: SmtpSink,
@@ -209,7 +208,6 @@ pub async fn setup(backend: crate::common::Backend) -> Setup {
     wait_quarantined(&server, 2).await;
     Setup {
         server,
-        admin,
         zurich,
         newyork,
         relay,
@@ -357,5 +355,144 @@ async fn reports_go_out_at_each_users_slot_once() {
                 .await
                 .unwrap();
         assert_eq!(log.iter().filter(|e| e.category == "report").count(), 3);
+    }
+}
+
+/// The token of a link path.
+fn token_of(path: &str) -> String {
+    path.split("token=").nth(1).unwrap().to_owned()
+}
+
+async fn state_of(server: &Server, subject: &str) -> String {
+    let db = cleanmail_schema::Db::connect(&server.db.url).await.unwrap();
+    let all = cleanmail_schema::store::messages::list(
+        &db,
+        &cleanmail_schema::Scope::Platform,
+        &Default::default(),
+        &cleanmail_schema::PageRequest::default(),
+    )
+    .await
+    .unwrap()
+    .items;
+    all.iter()
+        .find(|m| m.subject == subject)
+        .map(|m| m.state.clone())
+        .unwrap_or_else(|| "gone".to_owned())
+}
+
+#[tokio::test]
+async fn a_release_link_confirms_first_acts_once_and_expires() {
+    for backend in backends() {
+        let Setup {
+            server,
+            zurich,
+            newyork,
+            relay,
+            downstream,
+            ..
+        } = setup(backend).await;
+        let slot = next_local(chrono_tz::Europe::Zurich, &[(9, 0)], Utc::now());
+        let sent = run_due(&server, slot)["sent"].as_u64().unwrap() as usize;
+        let report = wait_reports(&relay, sent)
+            .await
+            .into_iter()
+            .find(|m| m.rcpt_to == [format!("jean@{}", zurich.domain_name)])
+            .unwrap();
+        let (text, _) = parts(&report);
+        let web = server.anonymous();
+        let form = "application/x-www-form-urlencoded";
+
+        // The quarantine page lists the item with its actions.
+        let page = web.get(&link(&text, "quarantine")).await.expect(200);
+        assert!(page.text.contains("Zurich spam one"), "{}", page.text);
+        assert!(
+            !page.text.contains("New York spam one"),
+            "another user's mail"
+        );
+
+        // Opening the release link (twice, like a link scanner) only asks.
+        let release = link(&text, "release");
+        for _ in 0..2 {
+            let page = web.get(&release).await.expect(200);
+            assert!(page.content_type.starts_with("text/html"));
+            assert!(page.text.contains("Release this message"), "{}", page.text);
+            assert!(page.text.contains("method=\"post\""));
+        }
+        assert_eq!(state_of(&server, "Zurich spam one").await, "quarantined");
+
+        // The confirmation's POST releases it, once; it reaches the downstream server.
+        let body = format!("token={}", token_of(&release));
+        let done = web
+            .post_text("/links/release", form, body.clone())
+            .await
+            .expect(200);
+        assert!(done.text.contains("released"), "{}", done.text);
+        let delivered = downstream.wait_for(1, Duration::from_secs(20)).await;
+        assert_eq!(delivered.len(), 1, "{}", server.log());
+        assert!(delivered[0].text().contains("Zurich spam one"));
+        let replay = web
+            .post_text("/links/release", form, body)
+            .await
+            .expect(409);
+        assert!(replay.text.contains("already used"));
+        web.get(&release).await.expect(409);
+
+        // Expired, tampered, wrong purpose: refused.
+        let signer = cleanmail_core::links::LinkSigner::new(SECRET.as_bytes());
+        let expired = signer.sign(&cleanmail_core::links::LinkClaims::new(
+            zurich.user.clone(),
+            None,
+            cleanmail_core::links::LinkPurpose::Quarantine,
+            Utc::now().timestamp() - 10,
+            "expired-1",
+        ));
+        let page = web
+            .get(&format!("/links/quarantine?token={expired}"))
+            .await
+            .expect(410);
+        assert!(page.text.contains("expired"), "{}", page.text);
+        web.post_text("/links/delete", form, format!("token={expired}"))
+            .await
+            .expect(410);
+        let tampered = format!("{}x", token_of(&link(&text, "delete")));
+        web.get(&format!("/links/delete?token={tampered}"))
+            .await
+            .expect(400);
+        web.get(&format!(
+            "/links/release?token={}",
+            token_of(&link(&text, "delete"))
+        ))
+        .await
+        .expect(400);
+
+        // A token of this user naming another user's message opens nothing.
+        let db = cleanmail_schema::Db::connect(&server.db.url).await.unwrap();
+        let theirs = cleanmail_schema::store::messages::list(
+            &db,
+            &cleanmail_schema::Scope::Platform,
+            &Default::default(),
+            &cleanmail_schema::PageRequest::default(),
+        )
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .find(|m| m.subject == "New York spam one")
+        .unwrap();
+        let foreign = signer.sign(&cleanmail_core::links::LinkClaims::new(
+            zurich.user.clone(),
+            Some(theirs.id.to_string()),
+            cleanmail_core::links::LinkPurpose::Delete,
+            Utc::now().timestamp() + 600,
+            "foreign-1",
+        ));
+        web.get(&format!("/links/delete?token={foreign}"))
+            .await
+            .expect(404);
+        web.post_text("/links/delete", form, format!("token={foreign}"))
+            .await
+            .expect(404);
+        assert_eq!(state_of(&server, "New York spam one").await, "quarantined");
+        let _ = newyork;
     }
 }

@@ -4,6 +4,7 @@ pub mod access;
 pub mod addresses;
 pub mod hierarchy;
 pub mod policies;
+pub mod quarantine;
 pub mod reports;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};

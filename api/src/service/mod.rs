@@ -7,6 +7,8 @@ pub mod api_keys;
 pub mod domains;
 pub mod import;
 pub mod policies;
+pub mod quarantine;
+pub(crate) mod rendering;
 pub mod reports;
 pub mod resellers;
 pub mod tenants;

@@ -13,6 +13,7 @@ use axum::response::Response;
 use chrono::Utc;
 use cleanmail_core::links::{LinkClaims, LinkError, LinkPurpose};
 use cleanmail_schema::UserId;
+use cleanmail_schema::store::messages::Folder;
 use cleanmail_schema::store::reports::{self as report_store, ReportUser};
 use serde::Deserialize;
 
@@ -255,14 +256,79 @@ async fn quarantine_page(state: &AppState, holder: &Holder) -> Response {
     .respond(StatusCode::OK)
 }
 
+/// The backup webmail: the user's retained messages, or one of them as plain text.
 async fn webmail_page(
     state: &AppState,
     holder: &Holder,
     message: Option<&str>,
     token: &str,
 ) -> Response {
-    let _ = (state, holder, message, token);
-    todo!("after merging the backup webmail service")
+    if let Some(id) = message {
+        let detail = match quarantine::detail(state, &holder.principal, id, Folder::Retained).await
+        {
+            Ok(detail) => detail,
+            Err(err) => return failed(&err),
+        };
+        let m = &detail.message;
+        return Page {
+            title: m.subject.clone(),
+            kind: "confirm",
+            item: Some(PageItem {
+                sender: if m.from_header.is_empty() {
+                    m.mail_from.clone()
+                } else {
+                    m.from_header.clone()
+                },
+                subject: m.subject.clone(),
+                received: local(m.received_at, &holder.user),
+                category: format!("{:?}", m.category).to_lowercase(),
+            }),
+            body: Some(detail.preview.text.clone().unwrap_or_default()),
+            ..Page::default()
+        }
+        .respond(StatusCode::OK);
+    }
+    let filter = match quarantine::MessageSearch::default().to_store(Folder::Retained) {
+        Ok(filter) => filter,
+        Err(err) => return failed(&err),
+    };
+    let page = match cleanmail_schema::store::messages::list(
+        &state.db,
+        &holder.principal.scope,
+        &filter,
+        &cleanmail_schema::PageRequest {
+            after: None,
+            limit: Some(200),
+        },
+    )
+    .await
+    {
+        Ok(page) => page,
+        Err(err) => return failed(&err.into()),
+    };
+    let rows = page
+        .items
+        .iter()
+        .map(|m| PageRow {
+            sender: if m.from_header.is_empty() {
+                m.mail_from.clone()
+            } else {
+                m.from_header.clone()
+            },
+            subject: m.subject.clone(),
+            received: local(m.received_at.and_utc(), &holder.user),
+            category: m.category.clone(),
+            read_url: Some(format!("/links/webmail?token={token}&message={}", m.id)),
+            forms: Vec::new(),
+        })
+        .collect();
+    Page {
+        title: format!("Backup webmail of {}", holder.user.user.address),
+        kind: "confirm",
+        rows: Some(rows),
+        ..Page::default()
+    }
+    .respond(StatusCode::OK)
 }
 
 /// `POST /links/{purpose}`: carries out an action once.

@@ -12,7 +12,50 @@ use crate::db::with_conn;
 use crate::models::{Job, Message, MessageLogEntry, TrafficCounter};
 use crate::store::jobs::delete_claimed;
 use crate::tables::{jobs, message_log, messages, traffic_counters};
-use crate::{Db, JobId, MessageLogId, StoreError};
+use crate::{Db, DomainId, JobId, MessageLogId, StoreError, TenantId};
+
+/// Job kind of [`DeliverMessage`].
+pub const DELIVER_MESSAGE: &str = "deliver_message";
+
+/// The payload of a delivery job: one downstream SMTP transaction still to make. Enqueued
+/// by ingest, by quarantine releases and backup-webmail redistribution (the API), and for
+/// DSNs and outbound mail; run by the worker's `deliver_message` job.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct DeliverMessage {
+    pub log_id: MessageLogId,
+    pub tenant_id: TenantId,
+    /// The domain whose downstream receives the message; `None` for a DSN or outbound mail
+    /// (the outbound relay).
+    pub domain_id: Option<DomainId>,
+    pub blob_key: String,
+    /// MAIL FROM (empty for `<>`).
+    pub mail_from: String,
+    /// Recipients still to deliver.
+    pub rcpt_to: Vec<String>,
+    /// Prefix added to the Subject (newsletter or spam tag).
+    pub subject_prefix: Option<String>,
+    /// When the original message arrived (the retry deadline counts from here).
+    pub arrived_at: NaiveDateTime,
+    /// This is a delivery status notification to a sender.
+    pub dsn: bool,
+}
+
+impl DeliverMessage {
+    /// The job carrying this delivery, due now, under the idempotency key `id`.
+    pub fn into_job(self, id: JobId) -> Result<Job, StoreError> {
+        let payload = serde_json::to_string(&self).map_err(|e| {
+            StoreError::Database(diesel::result::Error::SerializationError(Box::new(e)))
+        })?;
+        Ok(Job::new(
+            id,
+            DELIVER_MESSAGE,
+            Some(self.tenant_id),
+            payload,
+            Some(self.blob_key),
+            crate::now(),
+        ))
+    }
+}
 
 /// What one SMTP group commit makes durable.
 #[derive(Debug, Clone, Default)]
@@ -242,9 +285,7 @@ pub async fn purge_expired_messages(
             let expired = messages::table
                 .filter(messages::expires_at.lt(now))
                 .filter(messages::state.ne_all(["queued", "deferred"]));
-            let mut keys: Vec<String> = expired.select(messages::blob_key).load(conn).await?;
-            keys.sort();
-            keys.dedup();
+            let keys: Vec<String> = expired.select(messages::blob_key).load(conn).await?;
             diesel::delete(
                 messages::table
                     .filter(messages::expires_at.lt(now))
@@ -252,22 +293,7 @@ pub async fn purge_expired_messages(
             )
             .execute(conn)
             .await?;
-            let mut unused = Vec::new();
-            for key in keys {
-                let rows: i64 = messages::table
-                    .filter(messages::blob_key.eq(&key))
-                    .count()
-                    .get_result(conn)
-                    .await?;
-                let queued: i64 = jobs::table
-                    .filter(jobs::blob_key.eq(&key))
-                    .count()
-                    .get_result(conn)
-                    .await?;
-                if rows == 0 && queued == 0 {
-                    unused.push(key);
-                }
-            }
+            let unused = crate::store::messages::unused_blob_keys!(conn, keys);
             Ok::<_, StoreError>(unused)
         })
         .await

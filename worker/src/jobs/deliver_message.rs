@@ -6,12 +6,11 @@
 //! and that commit makes the next run send again: SMTP has no way to close that window
 //! (RFC 5321 section 6.1 accepts duplicates over loss); it is as short as one commit.
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
+use cleanmail_schema::JobId;
 use cleanmail_schema::models::Job;
 use cleanmail_schema::store::mail::{DeliveryAttempt, NextStep, record_delivery_attempt};
 use cleanmail_schema::store::routing::unscoped_domain_destination_for_delivery;
-use cleanmail_schema::{DomainId, JobId, MessageLogId, TenantId};
-use serde::{Deserialize, Serialize};
 use tracing::{debug, warn};
 
 use super::Worker;
@@ -20,28 +19,7 @@ use crate::delivery::{
     build_dsn,
 };
 
-/// Job kind of [`DeliverMessage`].
-pub const DELIVER_MESSAGE: &str = "deliver_message";
-
-/// One downstream SMTP transaction still to make.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DeliverMessage {
-    pub log_id: MessageLogId,
-    pub tenant_id: TenantId,
-    /// The domain whose downstream receives the message; `None` for a DSN (outbound relay).
-    pub domain_id: Option<DomainId>,
-    pub blob_key: String,
-    /// MAIL FROM (empty for `<>`).
-    pub mail_from: String,
-    /// Recipients still to deliver.
-    pub rcpt_to: Vec<String>,
-    /// Prefix added to the Subject (newsletter or spam tag).
-    pub subject_prefix: Option<String>,
-    /// When the original message arrived (the retry deadline counts from here).
-    pub arrived_at: NaiveDateTime,
-    /// This is a delivery status notification to a sender.
-    pub dsn: bool,
-}
+pub use cleanmail_schema::store::mail::{DELIVER_MESSAGE, DeliverMessage};
 
 /// Runs one claimed delivery job; errors are logged and the job retried later.
 pub async fn run(worker: &Worker, job: Job) {
