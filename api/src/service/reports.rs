@@ -52,7 +52,7 @@ impl ReportKind {
     Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, async_graphql::Enum,
 )]
 #[serde(rename_all = "snake_case")]
-#[graphql(name = "ReportFrequency")]
+#[graphql(name = "ReportDefinitionFrequency")]
 pub enum Frequency {
     Daily,
     Weekly,
