@@ -5,8 +5,8 @@ use diesel::prelude::*;
 
 use crate::tables::*;
 use crate::{
-    AliasId, ApiKeyId, DomainId, JobId, MessageId, MessageLogId, OperatorId, PolicyId, ResellerId,
-    TenantId, UserId,
+    AliasId, ApiKeyId, DomainId, JobId, MessageId, MessageLogId, OperatorId, PolicyId,
+    ReportDefinitionId, ResellerId, TenantId, UserId,
 };
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -349,6 +349,53 @@ pub struct TrafficCounter {
     pub phishing: i64,
     pub virus: i64,
     pub rejected: i64,
+}
+
+/// A report a tenant admin defined for the tenant (`domain_id` `None`) or one domain.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = report_definitions)]
+pub struct ReportDefinition {
+    pub id: ReportDefinitionId,
+    pub tenant_id: TenantId,
+    pub domain_id: Option<DomainId>,
+    pub name: String,
+    /// `quarantine` or `statistics`.
+    pub kind: String,
+    /// `daily`, `weekly` or `monthly`.
+    pub frequency: String,
+    /// JSON array of recipient addresses.
+    pub recipients: String,
+    pub language: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Default, AsChangeset)]
+#[diesel(table_name = report_definitions)]
+pub struct ReportDefinitionChanges {
+    pub name: Option<String>,
+    pub kind: Option<String>,
+    pub frequency: Option<String>,
+    pub recipients: Option<String>,
+    pub language: Option<String>,
+    pub updated_at: Option<NaiveDateTime>,
+}
+
+/// One report slot that ran (for a user's quarantine report or a definition).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = report_runs)]
+pub struct ReportRun {
+    pub id: String,
+    pub tenant_id: TenantId,
+    pub user_id: Option<UserId>,
+    pub definition_id: Option<ReportDefinitionId>,
+    pub slot: NaiveDateTime,
+    /// What arrived up to this instant is covered (the next report starts here).
+    pub covered_until: NaiveDateTime,
+    /// Items reported; 0 means nothing new and no email.
+    pub items: i32,
+    pub log_id: Option<MessageLogId>,
+    pub created_at: NaiveDateTime,
 }
 
 /// Classifier feedback: a message released from quarantine (`ham`) or reported (`spam`).

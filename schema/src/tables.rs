@@ -224,6 +224,45 @@ table! {
 }
 
 table! {
+    report_definitions (id) {
+        id -> Text,
+        tenant_id -> Text,
+        domain_id -> Nullable<Text>,
+        name -> Text,
+        kind -> Text,
+        frequency -> Text,
+        recipients -> Text,
+        language -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+table! {
+    report_runs (id) {
+        id -> Text,
+        tenant_id -> Text,
+        user_id -> Nullable<Text>,
+        definition_id -> Nullable<Text>,
+        slot -> Timestamp,
+        covered_until -> Timestamp,
+        items -> Integer,
+        log_id -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+table! {
+    used_link_tokens (jti) {
+        jti -> Text,
+        tenant_id -> Text,
+        user_id -> Text,
+        purpose -> Text,
+        used_at -> Timestamp,
+    }
+}
+
+table! {
     classifier_feedback (id) {
         id -> Text,
         tenant_id -> Text,
@@ -281,6 +320,9 @@ allow_tables_to_appear_in_same_query!(
     message_log,
     messages,
     traffic_counters,
+    report_definitions,
+    report_runs,
+    used_link_tokens,
     classifier_feedback,
     release_requests,
 );

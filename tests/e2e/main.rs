@@ -8,3 +8,4 @@ mod isolation;
 mod mail;
 mod policies;
 mod quarantine;
+mod reports;

@@ -8,6 +8,7 @@ pub mod jobs;
 pub mod mail;
 pub mod messages;
 pub mod policies;
+pub mod reports;
 pub mod resellers;
 pub mod routing;
 pub mod tenants;
