@@ -19,6 +19,10 @@ use crate::service::quarantine::{
     BulkInput, BulkResult, MessageDetail, MessageSearch, ReleaseInput, ReleaseOutcome,
     ReleaseRequest, ReleaseRequestFilter, SenderListInput, SenderListOutcome, StoredMessage,
 };
+use crate::service::reports::{
+    CreateReportDefinition, ReportData, ReportDefinition, ReportDefinitionFilter,
+    UpdateReportDefinition,
+};
 use crate::service::resellers::{CreateReseller, Reseller, ResellerFilter, UpdateReseller};
 use crate::service::tenants::{CreateTenant, Tenant, TenantFilter, UpdateTenant};
 use crate::service::users::{CreateUser, UpdateUser, User, UserFilter};
@@ -457,6 +461,45 @@ impl QueryRoot {
         .gql()?;
         Ok(connection(page, had_cursor, |r| r.id.clone()))
     }
+
+    /// Domain and tenant report definitions visible to you.
+    async fn report_definitions(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<ReportDefinitionFilter>,
+    ) -> async_graphql::Result<Vec<ReportDefinition>> {
+        service::reports::list(
+            state(ctx),
+            who(ctx)?,
+            &filter.unwrap_or_default(),
+            &page_params(None, None),
+        )
+        .await
+        .gql()
+        .map(|page| page.items)
+    }
+
+    async fn report_definition(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+    ) -> async_graphql::Result<Option<ReportDefinition>> {
+        service::reports::get(state(ctx), who(ctx)?, &id)
+            .await
+            .gql_opt()
+    }
+
+    /// A report's content for its latest complete period at `at` (default now).
+    async fn report_data(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+        at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> async_graphql::Result<Option<ReportData>> {
+        service::reports::data(state(ctx), who(ctx)?, &id, at)
+            .await
+            .gql_opt()
+    }
 }
 
 /// A bearer token from `login`.
@@ -845,6 +888,38 @@ impl MutationRoot {
         id: String,
     ) -> async_graphql::Result<String> {
         service::webmail::delete(state(ctx), who(ctx)?, &id)
+            .await
+            .gql()
+            .map(|()| id)
+    }
+
+    /// Creates a domain or tenant report.
+    async fn create_report_definition(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateReportDefinition,
+    ) -> async_graphql::Result<ReportDefinition> {
+        service::reports::create(state(ctx), who(ctx)?, input)
+            .await
+            .gql()
+    }
+    async fn update_report_definition(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+        input: UpdateReportDefinition,
+    ) -> async_graphql::Result<ReportDefinition> {
+        service::reports::update(state(ctx), who(ctx)?, &id, input)
+            .await
+            .gql()
+    }
+    /// Deletes a report definition; returns its id.
+    async fn delete_report_definition(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+    ) -> async_graphql::Result<String> {
+        service::reports::delete(state(ctx), who(ctx)?, &id)
             .await
             .gql()
             .map(|()| id)

@@ -4,6 +4,7 @@
 //!   `cleanmail_schema`'s store functions.
 //! - [`rest`]: axum handlers under `/api/v1`, documented with utoipa.
 //! - [`graphql`]: async-graphql schema at `/graphql`, resolvers calling the same services.
+//! - [`web`]: the small HTML pages behind report emails' one-click links (`/links/…`).
 //! - [`ApiError`]: one error type, rendered as RFC 9457 problem JSON on REST and as
 //!   `extensions.code` on GraphQL.
 
@@ -15,6 +16,7 @@ mod graphql_limits;
 pub mod rest;
 mod router;
 pub mod service;
+pub mod web;
 
 use std::sync::Arc;
 
@@ -39,6 +41,8 @@ pub struct AppState {
     tokens: auth::TokenKeys,
     /// Data-residency regions this deployment serves.
     pub regions: Arc<Vec<String>>,
+    /// Checks report links (key derived from the same platform secret).
+    pub links: cleanmail_core::links::LinkSigner,
     /// Raw messages (quarantine previews, raw downloads, purges); `None`: unavailable.
     pub blobs: Option<Arc<dyn MessageBlobs>>,
 }
@@ -96,6 +100,7 @@ impl AppStateBuilder {
         AppState {
             db: self.db,
             tokens: auth::TokenKeys::from_secret(&secret),
+            links: cleanmail_core::links::LinkSigner::new(&secret),
             regions: Arc::new(self.regions),
             blobs: self.blobs,
         }

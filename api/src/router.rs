@@ -14,6 +14,7 @@ use utoipa_axum::routes;
 use crate::rest::addresses::{aliases, convert, import, users};
 use crate::rest::hierarchy::{domains, resellers, tenants};
 use crate::rest::policies::{assignments, crud as policies};
+use crate::rest::reports::definitions as report_definitions;
 use crate::rest::{Json, access, quarantine, webmail};
 use crate::{ApiError, AppState};
 
@@ -32,6 +33,7 @@ use crate::{ApiError, AppState};
         (name = "import", description = "Bulk address import and export (CSV)"),
         (name = "api-keys", description = "Long-lived credentials for automation"),
         (name = "policies", description = "Filtering policies, their assignment, overrides and effective values"),
+        (name = "reports", description = "Domain and tenant reports: definitions and on-demand content"),
         (name = "quarantine", description = "Quarantined messages, their release, sender lists and release requests"),
         (name = "webmail", description = "The backup webmail: retained copies of delivered mail, redistribution, sending during an outage"),
         (name = "health")
@@ -100,6 +102,16 @@ fn api_routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(assignments::user_effective_policy))
         .routes(routes!(assignments::domain_effective_policy))
+        .routes(routes!(
+            report_definitions::list,
+            report_definitions::create
+        ))
+        .routes(routes!(
+            report_definitions::get,
+            report_definitions::update,
+            report_definitions::delete
+        ))
+        .routes(routes!(crate::rest::reports::data))
         .routes(routes!(quarantine::list))
         .routes(routes!(quarantine::bulk))
         .routes(routes!(quarantine::get))
@@ -137,6 +149,10 @@ pub fn router(state: AppState) -> Router {
     rest.route(
         "/graphql",
         get(crate::graphiql::page).post(crate::graphql::handler),
+    )
+    .route(
+        "/links/{purpose}",
+        get(crate::web::links::open).post(crate::web::links::act),
     )
     .merge(crate::graphiql::routes())
     .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", openapi))

@@ -43,6 +43,9 @@ struct Raw {
     delivery_max_age_secs: u64,
     job_lease_secs: u64,
     purge_interval_secs: u64,
+    public_url: Option<String>,
+    report_interval_secs: u64,
+    report_link_ttl_hours: u64,
 }
 
 /// Accepts `["ch", "li"]` (TOML) as well as `ch,li` (an environment variable).
@@ -84,6 +87,9 @@ impl Default for Raw {
             delivery_max_age_secs: 5 * 24 * 3600,
             job_lease_secs: 30,
             purge_interval_secs: 3600,
+            public_url: None,
+            report_interval_secs: 60,
+            report_link_ttl_hours: 7 * 24,
         }
     }
 }
@@ -125,6 +131,13 @@ pub struct Config {
     pub job_lease: Duration,
     /// How often expired quarantine and retention copies are purged.
     pub purge_interval: Duration,
+    /// Base URL of the platform's web pages (report links); default `http://<http_addr>`.
+    pub public_url: String,
+    /// How often the worker looks for due reports; `None` (0 configured): never (operators
+    /// run `cleanmail reports run-due` themselves).
+    pub report_interval: Option<Duration>,
+    /// How long the links of a report stay valid after its slot.
+    pub report_link_ttl: Duration,
 }
 
 impl Config {
@@ -205,7 +218,20 @@ impl Config {
             raw.job_lease_secs >= 3,
             "configuration: job_lease_secs must be at least 3"
         );
+        let public_url = raw
+            .public_url
+            .map(|u| u.trim().trim_end_matches('/').to_owned())
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| format!("http://{}", raw.http_addr));
+        anyhow::ensure!(
+            public_url.starts_with("http://") || public_url.starts_with("https://"),
+            "configuration: public_url must start with http:// or https:// (got {public_url})"
+        );
         Ok(Self {
+            public_url,
+            report_interval: (raw.report_interval_secs > 0)
+                .then(|| Duration::from_secs(raw.report_interval_secs)),
+            report_link_ttl: Duration::from_secs(raw.report_link_ttl_hours.max(1) * 3600),
             blob_dir: raw.blob_dir.unwrap_or_else(|| raw.data_dir.join("blobs")),
             blob_fsync: raw.blob_fsync,
             clamd_addr,

@@ -16,6 +16,7 @@ use cleanmail_worker::blobs::BlobStore;
 use cleanmail_worker::delivery::RetryPolicy;
 use cleanmail_worker::ingest::{Committer, IngestHandler};
 use cleanmail_worker::jobs::{Worker, WorkerSettings};
+use cleanmail_worker::reports::ReportSettings;
 use cleanmail_worker::smtp::{SmtpConfig, SmtpServer, TlsSetting};
 use tokio_util::sync::CancellationToken;
 
@@ -64,6 +65,11 @@ enum Command {
     Openapi,
     /// Print the GraphQL schema (SDL) to stdout.
     GraphqlSchema,
+    /// Scheduled reports.
+    Reports {
+        #[command(subcommand)]
+        command: ReportsCommand,
+    },
     /// Administration commands.
     Admin {
         #[command(subcommand)]
@@ -96,6 +102,16 @@ enum Role {
     Smtp,
     /// The job workers (ingest, delivery, purge).
     Worker,
+}
+
+#[derive(Debug, Subcommand)]
+enum ReportsCommand {
+    /// Run, once, every report due at an instant (default now), print what was done.
+    RunDue {
+        /// The instant, RFC 3339 (`2026-12-01T09:00:00+01:00`).
+        #[arg(long)]
+        at: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -170,6 +186,25 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 .context("creating the platform admin")?;
             println!("platform admin {email} created; API key (shown once):");
             println!("{key}");
+            Ok(())
+        }
+        Command::Reports {
+            command: ReportsCommand::RunDue { at },
+        } => {
+            init_tracing();
+            let at = match at {
+                Some(at) => chrono::DateTime::parse_from_rfc3339(&at)
+                    .with_context(|| format!("--at {at}: not an RFC 3339 instant"))?
+                    .with_timezone(&chrono::Utc),
+                None => chrono::Utc::now(),
+            };
+            let db = cleanmail_schema::Db::connect(&config.database_url()).await?;
+            db.migrate().await?;
+            let blobs = BlobStore::local(&config.blob_dir)
+                .with_context(|| format!("opening blob store {}", config.blob_dir.display()))?;
+            let settings = report_settings(&config)?;
+            let summary = cleanmail_worker::reports::run_due(&db, &blobs, &settings, at).await?;
+            println!("{}", serde_json::to_string(&summary)?);
             Ok(())
         }
         Command::Eval { .. } | Command::Train { .. } => unreachable!("handled before the runtime"),
@@ -254,6 +289,11 @@ async fn serve(config: Config, roles: Vec<Role>) -> anyhow::Result<()> {
             outbound_relay: config.outbound_relay.clone(),
             lease: config.job_lease,
             purge_interval: config.purge_interval,
+            reports: match config.report_interval {
+                Some(_) => Some(report_settings(&config)?),
+                None => None,
+            },
+            report_interval: config.report_interval.unwrap_or_default(),
             ..WorkerSettings::default()
         };
         let worker = Worker::new(
@@ -317,6 +357,18 @@ impl cleanmail_api::MessageBlobs for ApiBlobs {
     fn delete<'a>(&'a self, key: &'a str) -> futures::future::BoxFuture<'a, Result<(), String>> {
         Box::pin(async move { self.0.delete(key).await.map_err(|e| e.to_string()) })
     }
+}
+
+/// The report scheduler's settings (links signed with the platform secret).
+fn report_settings(config: &Config) -> anyhow::Result<ReportSettings> {
+    Ok(ReportSettings {
+        links: cleanmail_core::links::LinkSigner::new(&config.jwt_secret()?),
+        public_url: config.public_url.clone(),
+        from: format!("Cleanmail <noreply@{}>", config.smtp_hostname),
+        hostname: config.smtp_hostname.clone(),
+        link_ttl: chrono::Duration::from_std(config.report_link_ttl)
+            .context("report_link_ttl_hours is too large")?,
+    })
 }
 
 async fn shutdown_signal() {

@@ -79,10 +79,12 @@ pub mod classifier;
 pub mod engine;
 pub mod filter;
 pub mod html;
+pub mod links;
 pub mod message;
 pub mod metrics;
 pub mod policy;
 pub mod scan;
+pub mod schedule;
 
 pub use address::{AddressError, DomainName, EmailAddress};
 pub use classifier::{BayesScore, Class, Model, TenantModel};

@@ -90,4 +90,6 @@ typed_id!(
     MessageId,
     /// Id (and idempotency key) of a queued job.
     JobId,
+    /// Id of a domain or tenant report definition.
+    ReportDefinitionId,
 );

@@ -5,8 +5,8 @@ use diesel::prelude::*;
 
 use crate::tables::*;
 use crate::{
-    AliasId, ApiKeyId, DomainId, JobId, MessageId, MessageLogId, OperatorId, PolicyId, ResellerId,
-    TenantId, UserId,
+    AliasId, ApiKeyId, DomainId, JobId, MessageId, MessageLogId, OperatorId, PolicyId,
+    ReportDefinitionId, ResellerId, TenantId, UserId,
 };
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -351,6 +351,53 @@ pub struct TrafficCounter {
     pub rejected: i64,
 }
 
+/// A report a tenant admin defined for the tenant (`domain_id` `None`) or one domain.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = report_definitions)]
+pub struct ReportDefinition {
+    pub id: ReportDefinitionId,
+    pub tenant_id: TenantId,
+    pub domain_id: Option<DomainId>,
+    pub name: String,
+    /// `quarantine` or `statistics`.
+    pub kind: String,
+    /// `daily`, `weekly` or `monthly`.
+    pub frequency: String,
+    /// JSON array of recipient addresses.
+    pub recipients: String,
+    pub language: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Default, AsChangeset)]
+#[diesel(table_name = report_definitions)]
+pub struct ReportDefinitionChanges {
+    pub name: Option<String>,
+    pub kind: Option<String>,
+    pub frequency: Option<String>,
+    pub recipients: Option<String>,
+    pub language: Option<String>,
+    pub updated_at: Option<NaiveDateTime>,
+}
+
+/// One report slot that ran (for a user's quarantine report or a definition).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = report_runs)]
+pub struct ReportRun {
+    pub id: String,
+    pub tenant_id: TenantId,
+    pub user_id: Option<UserId>,
+    pub definition_id: Option<ReportDefinitionId>,
+    pub slot: NaiveDateTime,
+    /// What arrived up to this instant is covered (the next report starts here).
+    pub covered_until: NaiveDateTime,
+    /// Items reported; 0 means nothing new and no email.
+    pub items: i32,
+    pub log_id: Option<MessageLogId>,
+    pub created_at: NaiveDateTime,
+}
+
 /// Classifier feedback: a message released from quarantine (`ham`) or reported (`spam`).
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = classifier_feedback)]
@@ -388,20 +435,4 @@ pub struct ReleaseRequest {
     pub decided_by: Option<String>,
     pub created_at: NaiveDateTime,
     pub decided_at: Option<NaiveDateTime>,
-}
-
-/// A domain's DKIM signing key (for mail sent from the backup webmail).
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = dkim_keys)]
-pub struct DkimKey {
-    pub domain_id: DomainId,
-    pub tenant_id: TenantId,
-    pub selector: String,
-    /// `rsa-sha256`.
-    pub algorithm: String,
-    /// PKCS#8 DER, base64.
-    pub private_key: String,
-    /// SubjectPublicKeyInfo DER, base64 (the DNS `p=` value).
-    pub public_key: String,
-    pub created_at: NaiveDateTime,
 }

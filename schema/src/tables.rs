@@ -224,6 +224,45 @@ table! {
 }
 
 table! {
+    report_definitions (id) {
+        id -> Text,
+        tenant_id -> Text,
+        domain_id -> Nullable<Text>,
+        name -> Text,
+        kind -> Text,
+        frequency -> Text,
+        recipients -> Text,
+        language -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+table! {
+    report_runs (id) {
+        id -> Text,
+        tenant_id -> Text,
+        user_id -> Nullable<Text>,
+        definition_id -> Nullable<Text>,
+        slot -> Timestamp,
+        covered_until -> Timestamp,
+        items -> Integer,
+        log_id -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+table! {
+    used_link_tokens (jti) {
+        jti -> Text,
+        tenant_id -> Text,
+        user_id -> Text,
+        purpose -> Text,
+        used_at -> Timestamp,
+    }
+}
+
+table! {
     classifier_feedback (id) {
         id -> Text,
         tenant_id -> Text,
@@ -265,18 +304,6 @@ table! {
     }
 }
 
-table! {
-    dkim_keys (domain_id) {
-        domain_id -> Text,
-        tenant_id -> Text,
-        selector -> Text,
-        algorithm -> Text,
-        private_key -> Text,
-        public_key -> Text,
-        created_at -> Timestamp,
-    }
-}
-
 joinable!(tenants -> resellers (reseller_id));
 joinable!(tenant_policies -> policies (policy_id));
 joinable!(domains -> tenants (tenant_id));
@@ -302,8 +329,10 @@ allow_tables_to_appear_in_same_query!(
     message_log,
     messages,
     traffic_counters,
+    report_definitions,
+    report_runs,
+    used_link_tokens,
     classifier_feedback,
     tenant_models,
     release_requests,
-    dkim_keys,
 );

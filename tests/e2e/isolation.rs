@@ -251,3 +251,156 @@ async fn another_reseller_or_tenant_gets_nothing_on_any_resource_or_verb() {
         assert_eq!(key.body["revoked_at"], Value::Null);
     }
 }
+
+/// Logs a user in (after giving them a password).
+async fn login(server: &Server, admin: &Client, user_id: &str, address: &str) -> Client {
+    admin
+        .patch(
+            &format!("/api/v1/users/{user_id}"),
+            json!({ "password": "a long enough password" }),
+        )
+        .await
+        .expect(200);
+    let login = server
+        .anonymous()
+        .post(
+            "/api/v1/auth/login",
+            json!({ "email": address, "password": "a long enough password" }),
+        )
+        .await
+        .expect(200);
+    server.client(login.body["access_token"].as_str().unwrap())
+}
+
+/// The first item of `path` for `client`, once there is one (or panics after 15 s).
+async fn first_item(client: &Client, path: &str) -> String {
+    for _ in 0..150 {
+        let res = client.get(path).await.expect(200);
+        if let Some(id) = res.body["items"][0]["id"].as_str() {
+            return id.to_owned();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("nothing appeared at {path}");
+}
+
+#[tokio::test]
+async fn quarantine_and_webmail_of_another_user_or_tenant_are_invisible() {
+    for backend in backends() {
+        let sink = crate::mail::sink().await;
+        let (server, admin, v) = crate::mail::setup(backend, "Held", sink.addr()).await;
+        let other = Fixture::create(&admin, "Outsider").await;
+        let jean = format!("jean@{}", v.domain_name);
+        let spam = crate::mail::message(
+            "a@spam.example",
+            &jean,
+            "Held",
+            "held-1@spam.example",
+            "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X",
+        );
+        crate::mail::send(server.smtp, "a@spam.example", &[&jean], &spam)
+            .await
+            .unwrap();
+        let clean = crate::mail::message("b@ok.example", &jean, "Kept", "kept-1@ok.example", "Hi.");
+        crate::mail::send(server.smtp, "b@ok.example", &[&jean], &clean)
+            .await
+            .unwrap();
+        let held = first_item(&admin, "/api/v1/quarantine").await;
+        let kept = first_item(&admin, "/api/v1/webmail/messages?subject=Kept").await;
+
+        // Another tenant's admins and users, and a colleague in the victim's own tenant.
+        let colleague = admin
+            .post(
+                "/api/v1/users",
+                json!({ "domain_id": v.domain, "address": format!("colleague@{}", v.domain_name), "display_name": "C" }),
+            )
+            .await
+            .expect(201)
+            .id();
+        let mut all = actors(&server, &admin, &other).await;
+        all.push((
+            "colleague (same tenant)",
+            login(
+                &server,
+                &admin,
+                &colleague,
+                &format!("colleague@{}", v.domain_name),
+            )
+            .await,
+        ));
+        for (actor, client) in all {
+            let who = format!("{backend:?} {actor}");
+            for path in [
+                format!("/api/v1/quarantine/{held}"),
+                format!("/api/v1/quarantine/{held}/raw"),
+                format!("/api/v1/webmail/messages/{kept}"),
+            ] {
+                let got = client.get(&path).await;
+                assert_eq!(got.status, 404, "{who} GET {path}: {}", got.text);
+            }
+            for path in [
+                format!("/api/v1/quarantine/{held}/release"),
+                format!("/api/v1/quarantine/{held}/delete"),
+                format!("/api/v1/quarantine/{held}/allow-sender"),
+                format!("/api/v1/quarantine/{held}/block-sender"),
+                format!("/api/v1/quarantine/{held}/report-spam"),
+                format!("/api/v1/webmail/messages/{kept}/redistribute"),
+                format!("/api/v1/webmail/messages/{kept}/delete"),
+            ] {
+                let res = client.post(&path, json!({})).await;
+                assert_eq!(res.status, 404, "{who} POST {path}: {}", res.text);
+            }
+            let bulk = client
+                .post(
+                    "/api/v1/quarantine/bulk",
+                    json!({ "action": "release", "ids": [held] }),
+                )
+                .await
+                .expect(200);
+            assert_eq!(bulk.body["results"][0]["code"], "NOT_FOUND", "{who}");
+            for path in [
+                "/api/v1/quarantine?limit=500",
+                "/api/v1/webmail/messages?limit=500",
+            ] {
+                let list = client.get(path).await.expect(200);
+                assert!(
+                    !list.text.contains(&held) && !list.text.contains(&kept),
+                    "{who} lists another's messages at {path}"
+                );
+            }
+            let doc = client
+                .graphql(
+                    "query($q: String!, $k: String!) { quarantinedMessage(id: $q) { message { id } } webmailMessage(id: $k) { message { id } } }",
+                    json!({ "q": held, "k": kept }),
+                )
+                .await;
+            assert_eq!(
+                doc["data"]["quarantinedMessage"],
+                Value::Null,
+                "{who}: {doc}"
+            );
+            assert_eq!(doc["data"]["webmailMessage"], Value::Null, "{who}: {doc}");
+            let doc = client
+                .graphql(
+                    "mutation($q: String!) { releaseMessage(id: $q) { status } }",
+                    json!({ "q": held }),
+                )
+                .await;
+            assert_eq!(
+                doc["errors"][0]["extensions"]["code"], "NOT_FOUND",
+                "{who}: {doc}"
+            );
+        }
+
+        // Untouched: still held, still kept, nothing delivered but the clean message.
+        admin
+            .get(&format!("/api/v1/quarantine/{held}"))
+            .await
+            .expect(200);
+        admin
+            .get(&format!("/api/v1/webmail/messages/{kept}"))
+            .await
+            .expect(200);
+        assert_eq!(sink.messages().len(), 1, "{backend:?}");
+    }
+}

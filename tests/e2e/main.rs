@@ -9,3 +9,4 @@ mod learning;
 mod mail;
 mod policies;
 mod quarantine;
+mod reports;

@@ -237,5 +237,41 @@ async fn spam_is_released_its_sender_allowed_and_delivered_mail_redistributed() 
             Some("<spam-2@bulk.example>")
         );
         assert_eq!(arrived[2].rcpt_to, vec![jean_address.clone()]);
+
+        // Switching the backup webmail off purges the retained copies and their blobs.
+        let delivered = poll(&jean, "/api/v1/webmail/messages", |items| {
+            !items.is_empty() && items.iter().all(|m| m["state"] == "delivered")
+        })
+        .await;
+        assert!(!delivered.is_empty(), "{backend:?}");
+        let kept_rows = message_store::list(
+            &db,
+            &Scope::Platform,
+            &message_store::MessageFilter::default(),
+            &cleanmail_schema::PageRequest::default(),
+        )
+        .await
+        .unwrap()
+        .items;
+        let blob = server
+            .data_dir
+            .path()
+            .join("blobs")
+            .join(&kept_rows[0].blob_key);
+        assert!(blob.exists(), "{backend:?}: {}", blob.display());
+        admin
+            .put(
+                &format!("/api/v1/users/{}/policy-overrides", fx.user),
+                json!({ "backup_webmail": { "enabled": false } }),
+            )
+            .await
+            .expect(200);
+        let gone = jean.get("/api/v1/webmail/messages").await.expect(200);
+        assert!(
+            gone.body["items"].as_array().unwrap().is_empty(),
+            "{backend:?}: {}",
+            gone.text
+        );
+        assert!(!blob.exists(), "{backend:?}: the blob went with the copies");
     }
 }

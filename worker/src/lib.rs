@@ -4,6 +4,7 @@
 //!   (recipient checks at `RCPT`, filtering before answering `DATA`, durable acceptance).
 //! - [`jobs`]: the job runner: `IngestMessage`, `DeliverMessage`, `PurgeExpiredMessages`.
 //! - [`delivery`]: the downstream SMTP client, retry schedule and DSN builder.
+//! - [`reports`]: scheduled quarantine, domain and tenant reports (`run_due`).
 //! - [`blobs`]: raw messages in `object_store` (a local folder by default).
 //! - [`policy::PolicyCache`]: recipients' stored effective policies, cached briefly; the
 //!   SMTP verdict and the ingest job both read them there.
@@ -45,5 +46,6 @@ pub mod ingest;
 pub mod jobs;
 pub mod learning;
 pub mod policy;
+pub mod reports;
 pub mod sink;
 pub mod smtp;

@@ -6,6 +6,7 @@ pub mod hierarchy;
 pub mod policies;
 pub mod quarantine;
 pub mod webmail;
+pub mod reports;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts};

@@ -9,6 +9,7 @@ pub mod import;
 pub mod policies;
 pub mod quarantine;
 pub(crate) mod rendering;
+pub mod reports;
 pub mod resellers;
 pub mod tenants;
 pub mod users;

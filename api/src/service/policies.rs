@@ -1047,6 +1047,8 @@ pub async fn update(
         updated_at: None,
     };
     let row = store::update(&state.db, &who.scope, &id, changes).await?;
+    let users = store::tenants_using(&state.db, &Scope::Platform, &id).await?;
+    super::webmail::purge_switched_off(state, &users).await?;
     Policy::from_row(row, &who.scope)
 }
 
@@ -1080,15 +1082,15 @@ pub async fn assign_tenant_policy(
     let tenant_id = TenantId(tenant_id.to_owned());
     tenants::get(&state.db, &who.scope, &tenant_id).await?;
     who.require(Role::TenantAdmin)?;
-    Ok(TenantPolicy::from_rows(
-        store::assign_to_tenant(
-            &state.db,
-            &who.scope,
-            &tenant_id,
-            &PolicyId(policy_id.to_owned()),
-        )
-        .await?,
-    ))
+    let assigned = store::assign_to_tenant(
+        &state.db,
+        &who.scope,
+        &tenant_id,
+        &PolicyId(policy_id.to_owned()),
+    )
+    .await?;
+    super::webmail::purge_switched_off(state, std::slice::from_ref(&tenant_id)).await?;
+    Ok(TenantPolicy::from_rows(assigned))
 }
 
 fn overrides_of(
@@ -1147,6 +1149,7 @@ pub async fn set_domain_overrides(
         &overrides.expect("validated"),
     )
     .await?;
+    super::webmail::purge_switched_off(state, std::slice::from_ref(&row.tenant_id)).await?;
     overrides_of(
         Some(domain_id.0),
         None,
@@ -1200,6 +1203,7 @@ pub async fn set_user_overrides(
         &overrides.expect("validated"),
     )
     .await?;
+    super::webmail::purge_switched_off(state, std::slice::from_ref(&row.tenant_id)).await?;
     overrides_of(None, Some(user_id.0), Some((row.overrides, row.updated_at)))
 }
 

@@ -1,4 +1,3 @@
 DROP INDEX messages_user_state_received;
-DROP TABLE dkim_keys;
 DROP TABLE release_requests;
 DROP TABLE classifier_feedback;

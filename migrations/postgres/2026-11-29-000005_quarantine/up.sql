@@ -1,6 +1,6 @@
 -- Quarantine and backup webmail: classifier feedback from releases and spam reports,
--- release requests of end users (phishing, virus) awaiting a tenant admin, domains' DKIM
--- keys for mail sent from the backup webmail, and the index of a user's quarantine list.
+-- release requests of end users (phishing, virus) awaiting a tenant admin, and the index of
+-- a user's quarantine list.
 
 CREATE TABLE classifier_feedback (
     id TEXT PRIMARY KEY,
@@ -39,20 +39,6 @@ CREATE TABLE release_requests (
 );
 CREATE INDEX release_requests_tenant ON release_requests (tenant_id, state, id);
 CREATE INDEX release_requests_user ON release_requests (user_id);
-
-CREATE TABLE dkim_keys (
-    domain_id TEXT PRIMARY KEY REFERENCES domains(id) ON DELETE CASCADE,
-    tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
-    selector TEXT NOT NULL,
-    -- 'rsa-sha256'.
-    algorithm TEXT NOT NULL,
-    -- PKCS#8 DER, base64.
-    private_key TEXT NOT NULL,
-    -- The DNS `p=` value (SubjectPublicKeyInfo DER, base64).
-    public_key TEXT NOT NULL,
-    created_at TIMESTAMP NOT NULL
-);
-CREATE INDEX dkim_keys_tenant ON dkim_keys (tenant_id);
 
 -- A user's quarantine (or retention store) newest first, without touching other users' rows.
 CREATE INDEX messages_user_state_received ON messages (user_id, state, received_at DESC, id DESC);

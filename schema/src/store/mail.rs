@@ -97,11 +97,47 @@ macro_rules! add_counters {
     };
 }
 
+/// Whether a message row or a queued job still refers to the blob `key`.
+macro_rules! blob_in_use {
+    ($conn:ident, $key:expr) => {{
+        let rows: i64 = messages::table
+            .filter(messages::blob_key.eq(&$key))
+            .count()
+            .get_result($conn)
+            .await?;
+        let queued: i64 = jobs::table
+            .filter(jobs::blob_key.eq(&$key))
+            .count()
+            .get_result($conn)
+            .await?;
+        rows > 0 || queued > 0
+    }};
+}
+pub(crate) use blob_in_use;
+
+/// Of `keys`, those nothing refers to any more (so their blobs can go). Run inside the
+/// transaction that removed the rows.
+macro_rules! unused_blob_keys {
+    ($conn:ident, $keys:expr) => {{
+        let mut keys: Vec<String> = $keys;
+        keys.sort();
+        keys.dedup();
+        let mut unused = Vec::new();
+        for key in keys {
+            if !$crate::store::mail::blob_in_use!($conn, key) {
+                unused.push(key);
+            }
+        }
+        unused
+    }};
+}
+pub(crate) use unused_blob_keys;
+
 /// Whether nothing refers to the blob `key` any more (no message row keeps it, no job will
 /// read it): a delivered message whose recipients keep no copy.
 pub async fn blob_unused(db: &Db, key: &str) -> Result<bool, StoreError> {
     with_conn!(db, conn => {
-        Ok(!crate::store::messages::blob_in_use!(conn, key))
+        Ok(!blob_in_use!(conn, key))
     })
 }
 
@@ -301,7 +337,7 @@ pub async fn purge_expired_messages(
             )
             .execute(conn)
             .await?;
-            let unused = crate::store::messages::unused_blob_keys!(conn, keys);
+            let unused = unused_blob_keys!(conn, keys);
             Ok::<_, StoreError>(unused)
         })
         .await

@@ -16,7 +16,7 @@ use diesel::{
 
 use crate::db::with_conn;
 use crate::models::{ClassifierFeedback, Message, MessageLogEntry, ReleaseRequest, TrafficCounter};
-use crate::store::mail::DeliverMessage;
+use crate::store::mail::{DeliverMessage, unused_blob_keys};
 use crate::store::users::escape_like;
 use crate::tables::{
     classifier_feedback, jobs, message_log, messages, release_requests, traffic_counters,
@@ -100,6 +100,10 @@ macro_rules! scoped_messages {
 }
 
 /// Messages visible in `scope`, newest first.
+///
+/// A reseller's list is merged from one index range scan per tenant (each `LIMIT n + 1`):
+/// a single `tenant_id IN (…)` query would make PostgreSQL read and sort every row of the
+/// reseller.
 pub async fn list(
     db: &Db,
     scope: &Scope,
@@ -107,6 +111,43 @@ pub async fn list(
     page: &PageRequest,
 ) -> Result<Page<Message>, StoreError> {
     let after = page.after.as_deref().map(parse_cursor).transpose()?;
+    let fetch = page.limit() + 1;
+    let rows = match scope {
+        Scope::Reseller { reseller_id } => {
+            let tenant_ids: Vec<crate::TenantId> = with_conn!(db, conn => {
+                crate::tables::tenants::table
+                    .filter(crate::tables::tenants::reseller_id.eq(reseller_id.clone()))
+                    .select(crate::tables::tenants::id)
+                    .load(conn)
+                    .await?
+            });
+            let mut rows = Vec::new();
+            for tenant_id in tenant_ids {
+                let tenant = Scope::Tenant {
+                    reseller_id: reseller_id.clone(),
+                    tenant_id,
+                };
+                rows.extend(load_page(db, &tenant, filter, after.as_ref(), fetch).await?);
+            }
+            rows.sort_by(|a: &Message, b: &Message| {
+                (b.received_at, &b.id).cmp(&(a.received_at, &a.id))
+            });
+            rows.truncate(fetch as usize);
+            rows
+        }
+        _ => load_page(db, scope, filter, after.as_ref(), fetch).await?,
+    };
+    Ok(page.finish(rows, cursor_of))
+}
+
+/// Up to `fetch` rows of one scope after the cursor, newest first.
+async fn load_page(
+    db: &Db,
+    scope: &Scope,
+    filter: &MessageFilter,
+    after: Option<&(NaiveDateTime, String)>,
+    fetch: i64,
+) -> Result<Vec<Message>, StoreError> {
     let rows = with_conn!(db, conn => {
         let mut query = scoped_messages!(scope);
         if let Some(user_id) = &filter.user_id {
@@ -148,7 +189,7 @@ pub async fn list(
         if let Some(until) = filter.received_before {
             query = query.filter(messages::received_at.lt(until));
         }
-        if let Some((at, id)) = &after {
+        if let Some((at, id)) = after {
             // `received_at <= at` bounds the index range; the OR only settles ties.
             query = query.filter(messages::received_at.le(*at)).filter(
                 messages::received_at.lt(*at).or(messages::id.lt(id.clone())),
@@ -156,12 +197,12 @@ pub async fn list(
         }
         query
             .order((messages::received_at.desc(), messages::id.desc()))
-            .limit(page.limit() + 1)
+            .limit(fetch)
             .select(Message::as_select())
             .load(conn)
             .await?
     });
-    Ok(page.finish(rows, cursor_of))
+    Ok(rows)
 }
 
 /// One stored copy, if visible in `scope`.
@@ -174,42 +215,6 @@ pub async fn get(db: &Db, scope: &Scope, id: &MessageId) -> Result<Message, Stor
             .await?)
     })
 }
-
-/// Of `keys`, those no stored copy and no queued job refers to any more (so the blob can
-/// go). Run inside the transaction that removed the rows.
-macro_rules! unused_blob_keys {
-    ($conn:ident, $keys:expr) => {{
-        let mut keys: Vec<String> = $keys;
-        keys.sort();
-        keys.dedup();
-        let mut unused = Vec::new();
-        for key in keys {
-            if !$crate::store::messages::blob_in_use!($conn, key) {
-                unused.push(key);
-            }
-        }
-        unused
-    }};
-}
-pub(crate) use unused_blob_keys;
-
-/// Whether a stored copy or a queued job still refers to the blob `key`.
-macro_rules! blob_in_use {
-    ($conn:ident, $key:expr) => {{
-        let rows: i64 = $crate::tables::messages::table
-            .filter($crate::tables::messages::blob_key.eq(&$key))
-            .count()
-            .get_result($conn)
-            .await?;
-        let queued: i64 = $crate::tables::jobs::table
-            .filter($crate::tables::jobs::blob_key.eq(&$key))
-            .count()
-            .get_result($conn)
-            .await?;
-        rows > 0 || queued > 0
-    }};
-}
-pub(crate) use blob_in_use;
 
 /// Records classifier feedback for one copy (once per copy and kind) and enqueues its
 /// [`LearnFeedback`](crate::store::learning::LearnFeedback) job.

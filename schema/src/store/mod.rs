@@ -9,6 +9,7 @@ pub mod learning;
 pub mod mail;
 pub mod messages;
 pub mod policies;
+pub mod reports;
 pub mod resellers;
 pub mod routing;
 pub mod tenants;

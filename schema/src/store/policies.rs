@@ -649,3 +649,22 @@ pub async fn unscoped_effective_for_address_for_ingest(
     let effective = unscoped_effective_for_user_for_ingest(db, &user_id).await?;
     Ok((user_id, effective))
 }
+
+/// Tenants visible in `scope` that use the policy `policy_id`.
+pub async fn tenants_using(
+    db: &Db,
+    scope: &Scope,
+    policy_id: &PolicyId,
+) -> Result<Vec<TenantId>, StoreError> {
+    with_conn!(db, conn => {
+        Ok(crate::filter_tenant_scope!(
+            tenant_policies::table.into_boxed(),
+            scope,
+            tenant_policies::tenant_id
+        )
+        .filter(tenant_policies::policy_id.eq(policy_id.clone()))
+        .select(tenant_policies::tenant_id)
+        .load(conn)
+        .await?)
+    })
+}

@@ -6,6 +6,8 @@
 //!   and removes itself, in one transaction.
 //! - [`DeliverMessage`] ([`deliver_message`]): one SMTP transaction downstream; records the
 //!   attempt and removes or reschedules itself in one transaction.
+//! - reports ([`crate::reports::run_due`], every `report_interval`): quarantine, domain
+//!   and tenant reports due now, each slot once (enqueued as `DeliverMessage`).
 //! - `purge_expired_messages` ([`purge_expired_messages`]): drops expired quarantine and
 //!   retention copies and their blobs.
 //! - `learn_feedback` ([`crate::learning`]): teaches a tenant's model the messages its users
@@ -49,6 +51,10 @@ pub struct WorkerSettings {
     pub purge_interval: Duration,
     /// Deliveries running at once.
     pub max_deliveries: usize,
+    /// Scheduled reports; `None` sends none.
+    pub reports: Option<crate::reports::ReportSettings>,
+    /// How often due reports are looked for.
+    pub report_interval: Duration,
 }
 
 impl Default for WorkerSettings {
@@ -60,6 +66,8 @@ impl Default for WorkerSettings {
             lease: Duration::from_secs(30),
             purge_interval: Duration::from_secs(3600),
             max_deliveries: 64,
+            reports: None,
+            report_interval: Duration::from_secs(60),
         }
     }
 }
@@ -116,6 +124,7 @@ impl Worker {
             tokio::spawn(Arc::clone(&self).delivery_loop(shutdown.clone())),
             tokio::spawn(Arc::clone(&self).purge_loop(shutdown.clone())),
             tokio::spawn(Arc::clone(&self).learn_loop(shutdown.clone())),
+            tokio::spawn(Arc::clone(&self).report_loop(shutdown.clone())),
         ];
         for task in tasks {
             let _ = task.await;
@@ -234,6 +243,25 @@ impl Worker {
                     warn!(error = %err, "claiming feedback jobs failed");
                     tokio::time::sleep(POLL * 4).await;
                 }
+            }
+        }
+    }
+
+    /// Runs what is due every `report_interval` (several workers send each slot once).
+    async fn report_loop(self: Arc<Self>, shutdown: CancellationToken) {
+        let Some(settings) = &self.settings.reports else {
+            return;
+        };
+        loop {
+            let now = chrono::Utc::now();
+            match crate::reports::run_due(&self.db, &self.blobs, settings, now).await {
+                Ok(summary) if summary.sent > 0 => self.delivery_ready.notify_one(),
+                Ok(_) => {}
+                Err(err) => warn!(error = %err, "running due reports failed"),
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(self.settings.report_interval) => {}
             }
         }
     }

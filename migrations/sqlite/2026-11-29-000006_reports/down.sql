@@ -1,0 +1,3 @@
+DROP TABLE used_link_tokens;
+DROP TABLE report_runs;
+DROP TABLE report_definitions;
