@@ -5,8 +5,8 @@ pub mod addresses;
 pub mod hierarchy;
 pub mod policies;
 pub mod quarantine;
-pub mod webmail;
 pub mod reports;
+pub mod webmail;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts};
