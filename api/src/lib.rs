@@ -41,6 +41,8 @@ pub struct AppState {
     tokens: auth::TokenKeys,
     /// Data-residency regions this deployment serves.
     pub regions: Arc<Vec<String>>,
+    /// Time zone of tenants created without one.
+    pub default_timezone: Arc<str>,
     /// Checks report links (key derived from the same platform secret).
     pub links: cleanmail_core::links::LinkSigner,
     /// Raw messages (quarantine previews, raw downloads, purges); `None`: unavailable.
@@ -54,6 +56,7 @@ impl AppState {
             db,
             jwt_secret: None,
             regions: vec!["ch".to_owned()],
+            default_timezone: service::tenants::DEFAULT_TIMEZONE.to_owned(),
             blobs: None,
         }
     }
@@ -71,6 +74,7 @@ pub struct AppStateBuilder {
     db: cleanmail_schema::Db,
     jwt_secret: Option<Vec<u8>>,
     regions: Vec<String>,
+    default_timezone: String,
     blobs: Option<Arc<dyn MessageBlobs>>,
 }
 
@@ -93,6 +97,12 @@ impl AppStateBuilder {
         self
     }
 
+    /// The time zone of tenants created without one (default `Europe/Zurich`).
+    pub fn default_timezone(mut self, timezone: String) -> Self {
+        self.default_timezone = timezone;
+        self
+    }
+
     pub fn build(self) -> AppState {
         let secret = self
             .jwt_secret
@@ -102,6 +112,7 @@ impl AppStateBuilder {
             tokens: auth::TokenKeys::from_secret(&secret),
             links: cleanmail_core::links::LinkSigner::new(&secret),
             regions: Arc::new(self.regions),
+            default_timezone: self.default_timezone.into(),
             blobs: self.blobs,
         }
     }

@@ -28,6 +28,7 @@ struct Raw {
     smtp_addr: SocketAddr,
     #[serde(deserialize_with = "list_or_comma_separated")]
     regions: Vec<String>,
+    default_timezone: String,
     jwt_secret: Option<String>,
     smtp_hostname: String,
     smtp_max_message_size: usize,
@@ -72,6 +73,7 @@ impl Default for Raw {
             http_addr: "127.0.0.1:8080".parse().expect("valid default address"),
             smtp_addr: "127.0.0.1:2525".parse().expect("valid default address"),
             regions: vec!["ch".to_owned()],
+            default_timezone: "Europe/Zurich".to_owned(),
             jwt_secret: None,
             smtp_hostname: "localhost".to_owned(),
             smtp_max_message_size: 25 * 1024 * 1024,
@@ -103,6 +105,8 @@ pub struct Config {
     pub smtp_addr: SocketAddr,
     /// Data-residency regions this deployment serves (lowercase, e.g. `ch`).
     pub regions: Vec<String>,
+    /// Time zone of tenants created without one (quarantine report schedules).
+    pub default_timezone: String,
     jwt_secret: Option<SecretString>,
     /// Name in the SMTP greeting, `Received:` headers, EHLO downstream and DSNs.
     pub smtp_hostname: String,
@@ -190,6 +194,11 @@ impl Config {
             !regions.is_empty(),
             "configuration: `regions` must name at least one region"
         );
+        let default_timezone = raw.default_timezone.trim().to_owned();
+        anyhow::ensure!(
+            default_timezone.parse::<chrono_tz::Tz>().is_ok(),
+            "configuration: `default_timezone` {default_timezone:?} is not an IANA time zone"
+        );
         let smtp_tls = match (raw.smtp_tls_cert, raw.smtp_tls_key) {
             (Some(cert), Some(key)) => Some((cert, key)),
             (None, None) => None,
@@ -250,6 +259,7 @@ impl Config {
             http_addr: raw.http_addr,
             smtp_addr: raw.smtp_addr,
             regions,
+            default_timezone,
             jwt_secret: raw.jwt_secret.map(SecretString::from),
         })
     }

@@ -316,6 +316,7 @@ async fn serve(config: Config, roles: Vec<Role>) -> anyhow::Result<()> {
             .blobs(Arc::new(ApiBlobs(blobs)))
             .jwt_secret(config.jwt_secret()?)
             .regions(config.regions.clone())
+            .default_timezone(config.default_timezone.clone())
             .build();
         let app = cleanmail_api::router(state);
         let listener = tokio::net::TcpListener::bind(config.http_addr)

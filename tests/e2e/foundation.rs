@@ -472,3 +472,35 @@ fragment TypeRef on __Type {
     kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } } } }
 }
 "#;
+
+#[tokio::test]
+async fn new_tenants_get_the_deployment_time_zone_unless_they_set_one() {
+    let server = Server::start_with(
+        crate::common::Backend::Sqlite,
+        &[("CLEANMAIL_DEFAULT_TIMEZONE", "America/New_York")],
+    )
+    .await;
+    let admin = server.client(&server.admin_key("root@platform.test"));
+    let reseller = admin
+        .post("/api/v1/resellers", json!({ "name": "Time zones" }))
+        .await
+        .expect(201)
+        .id();
+    let tenant = |name: &str, timezone: Option<&str>| {
+        let mut body = json!({ "reseller_id": reseller, "name": name, "region": "ch" });
+        if let Some(tz) = timezone {
+            body["timezone"] = json!(tz);
+        }
+        body
+    };
+    let defaulted = admin
+        .post("/api/v1/tenants", tenant("Defaulted", None))
+        .await
+        .expect(201);
+    assert_eq!(defaulted.body["timezone"], "America/New_York");
+    let own = admin
+        .post("/api/v1/tenants", tenant("Own", Some("Europe/Rome")))
+        .await
+        .expect(201);
+    assert_eq!(own.body["timezone"], "Europe/Rome");
+}

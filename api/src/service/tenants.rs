@@ -11,7 +11,8 @@ use super::{Page, PageParams, required_text, utc};
 use crate::auth::{Principal, Role};
 use crate::{ApiError, AppState, Validator};
 
-/// The time zone of a tenant unless it sets another.
+/// The time zone of a tenant that sets none, unless the deployment configures another
+/// (`default_timezone`).
 pub const DEFAULT_TIMEZONE: &str = "Europe/Zurich";
 
 /// A tenant: one customer of a reseller.
@@ -49,7 +50,7 @@ pub struct CreateTenant {
     pub name: String,
     /// One of the regions this deployment serves (e.g. `ch`).
     pub region: String,
-    /// IANA time zone (default `Europe/Zurich`).
+    /// IANA time zone (default: the deployment's `default_timezone`, `Europe/Zurich` unless set).
     pub timezone: Option<String>,
 }
 
@@ -124,7 +125,7 @@ pub async fn create(
     }
     let timezone = check_timezone(
         &mut v,
-        input.timezone.as_deref().unwrap_or(DEFAULT_TIMEZONE),
+        input.timezone.as_deref().unwrap_or(&state.default_timezone),
     );
     v.finish()?;
     let now = cleanmail_schema::now();
