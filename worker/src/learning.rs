@@ -2,9 +2,9 @@
 //! is ham, a spam report is spam) into the tenant's [`TenantModel`], and the cache through
 //! which the SMTP path classifies with it.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 use cleanmail_core::{Class, EmailAddress, Envelope, TenantModel};
 use cleanmail_schema::models::Job;
@@ -13,6 +13,7 @@ use cleanmail_schema::store::learning::{
     LearnFeedback, store_learned, unscoped_tenant_model_for_ingest,
 };
 use cleanmail_schema::{Db, JobId, StoreError, TenantId};
+use moka::sync::Cache;
 use tracing::{debug, warn};
 
 use crate::jobs::Worker;
@@ -22,35 +23,31 @@ pub use cleanmail_schema::store::learning::LEARN_FEEDBACK;
 /// How long a loaded tenant model is reused: what a tenant learns applies within this time.
 pub const MODEL_CACHE_TTL: Duration = Duration::from_secs(5);
 /// Most tenants whose models are cached at once.
-const MODEL_CACHE_CAPACITY: usize = 10_000;
+const MODEL_CACHE_CAPACITY: u64 = 10_000;
 
-/// A cached model and when it was loaded (`None`: the tenant has learned nothing).
-type CachedModel = (Instant, Option<Arc<TenantModel>>);
-
-/// Tenants' learned models, cached for [`MODEL_CACHE_TTL`].
+/// Tenants' learned models (`None`: the tenant has learned nothing), cached for
+/// [`MODEL_CACHE_TTL`].
 pub struct TenantModelCache {
     db: Db,
-    entries: Mutex<HashMap<TenantId, CachedModel>>,
+    entries: Cache<TenantId, Option<Arc<TenantModel>>>,
 }
 
 impl TenantModelCache {
     pub fn new(db: Db) -> Self {
         Self {
             db,
-            entries: Mutex::default(),
+            entries: Cache::builder()
+                .max_capacity(MODEL_CACHE_CAPACITY)
+                .time_to_live(MODEL_CACHE_TTL)
+                .build(),
         }
     }
 
     /// The tenant's model, `None` when it has learned nothing (or its model cannot be read,
     /// which is logged: filtering goes on with the shared model).
     pub async fn for_tenant(&self, tenant_id: &TenantId) -> Option<Arc<TenantModel>> {
-        {
-            let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some((at, model)) = entries.get(tenant_id)
-                && at.elapsed() < MODEL_CACHE_TTL
-            {
-                return model.clone();
-            }
+        if let Some(model) = self.entries.get(tenant_id) {
+            return model;
         }
         let model = match unscoped_tenant_model_for_ingest(&self.db, tenant_id).await {
             Ok(stored) => stored.and_then(|stored| match TenantModel::from_bytes(&stored.model) {
@@ -65,11 +62,7 @@ impl TenantModelCache {
                 return None;
             }
         };
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if entries.len() >= MODEL_CACHE_CAPACITY {
-            entries.retain(|_, (at, _)| at.elapsed() < MODEL_CACHE_TTL);
-        }
-        entries.insert(tenant_id.clone(), (Instant::now(), model.clone()));
+        self.entries.insert(tenant_id.clone(), model.clone());
         model
     }
 }

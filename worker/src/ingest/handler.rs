@@ -1,8 +1,8 @@
 //! [`IngestHandler`]: recipient checks, filtering before `250`, durable acceptance.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 use cleanmail_core::{
     Action, Category, DomainName, EmailAddress, Engine, Envelope as CoreEnvelope,
@@ -12,6 +12,7 @@ use cleanmail_schema::models::{Job, MessageLogEntry, TrafficCounter};
 use cleanmail_schema::store::mail::AcceptedBatch;
 use cleanmail_schema::store::routing::{RecipientRoute, unscoped_resolve_recipient_for_smtp};
 use cleanmail_schema::{Db, DomainId, JobId, MessageLogId, StoreError, TenantId};
+use moka::sync::Cache;
 use tracing::{debug, warn};
 
 use super::{Committer, HeaderSummary, INGEST_MESSAGE, IngestMessage, IngestRecipient, hour_of};
@@ -22,13 +23,15 @@ use crate::smtp::{DataDecision, Envelope, RcptDecision, SessionInfo, SmtpHandler
 /// How long a recipient lookup is reused (RCPT and DATA of one message, bursts of mail to
 /// one address).
 const ROUTE_CACHE_TTL: Duration = Duration::from_secs(2);
+/// Most addresses whose routes are cached at once.
+const ROUTE_CACHE_CAPACITY: u64 = 100_000;
 
 /// The production [`SmtpHandler`].
 pub struct IngestHandler {
     db: Db,
     engine: Arc<Engine>,
     committer: Committer,
-    routes: Mutex<HashMap<String, (Instant, RecipientRoute)>>,
+    routes: Cache<String, RecipientRoute>,
     policies: PolicyCache,
     models: TenantModelCache,
 }
@@ -41,28 +44,22 @@ impl IngestHandler {
             db,
             engine,
             committer,
-            routes: Mutex::default(),
+            routes: Cache::builder()
+                .max_capacity(ROUTE_CACHE_CAPACITY)
+                .time_to_live(ROUTE_CACHE_TTL)
+                .build(),
         }
     }
 
     /// The route of a normalised address, from the cache or the database.
     async fn route(&self, address: &str) -> Result<RecipientRoute, String> {
-        {
-            let routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some((at, route)) = routes.get(address)
-                && at.elapsed() < ROUTE_CACHE_TTL
-            {
-                return Ok(route.clone());
-            }
+        if let Some(route) = self.routes.get(address) {
+            return Ok(route);
         }
         let route = unscoped_resolve_recipient_for_smtp(&self.db, address)
             .await
             .map_err(|e| e.to_string())?;
-        let mut routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
-        if routes.len() > 100_000 {
-            routes.retain(|_, (at, _)| at.elapsed() < ROUTE_CACHE_TTL);
-        }
-        routes.insert(address.to_owned(), (Instant::now(), route.clone()));
+        self.routes.insert(address.to_owned(), route.clone());
         Ok(route)
     }
 }
