@@ -234,6 +234,8 @@ async fn serve(config: Config, roles: Vec<Role>) -> anyhow::Result<()> {
         None
     };
 
+    // One filtering engine (its model is parsed once) for the SMTP path and the worker's learning.
+    let mut engine_in_use: Option<Arc<cleanmail_core::Engine>> = None;
     if let (true, Some(blobs)) = (roles.contains(&Role::Smtp), &blobs) {
         let committer = Committer::spawn(
             db.clone(),
@@ -256,6 +258,7 @@ async fn serve(config: Config, roles: Vec<Role>) -> anyhow::Result<()> {
             engine = engine.with_scanner(Arc::new(clamd));
         }
         let engine = Arc::new(engine);
+        engine_in_use = Some(Arc::clone(&engine));
         let handler = IngestHandler::new(db.clone(), engine, committer);
         let smtp_config = SmtpConfig {
             listen: config.smtp_addr,
@@ -301,7 +304,7 @@ async fn serve(config: Config, roles: Vec<Role>) -> anyhow::Result<()> {
             blobs.clone(),
             settings,
             Arc::clone(&ingest_ready),
-            Arc::new(cleanmail_core::Engine::default()),
+            engine_in_use.unwrap_or_else(|| Arc::new(cleanmail_core::Engine::default())),
         );
         tasks.push(tokio::spawn(worker.run(shutdown.clone())));
     }
