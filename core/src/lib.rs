@@ -76,6 +76,7 @@
 
 pub mod address;
 pub mod classifier;
+pub mod dkim;
 pub mod engine;
 pub mod filter;
 pub mod html;

@@ -306,6 +306,22 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
+    /// An authenticator answered by `cache` alone: its resolver points at a closed local
+    /// port, so a name the cache does not hold fails fast instead of reaching the network
+    /// (tests, offline evaluation, checking a record before it is published).
+    pub fn offline(cache: DnsCache, hostname: impl Into<String>) -> Self {
+        use mail_auth::hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
+        let config = ResolverConfig::from_name_servers(vec![NameServerConfig::udp_and_tcp(
+            std::net::IpAddr::from([127, 0, 0, 1]),
+        )]);
+        let mut options = ResolverOpts::default();
+        options.timeout = std::time::Duration::from_millis(200);
+        options.attempts = 1;
+        let resolver = MessageAuthenticator::new(config, options)
+            .expect("a resolver with a fixed configuration");
+        Self::new(resolver, cache, hostname)
+    }
+
     /// An authenticator using `resolver` (for example
     /// `MessageAuthenticator::new_system_conf()`) behind `cache`.
     pub fn new(
