@@ -36,6 +36,9 @@ pub enum ApiError {
     Internal(String),
     #[error("service unavailable")]
     Unavailable(String),
+    /// A feature this deployment is not configured for (503, the reason is shown).
+    #[error("{0}")]
+    NotConfigured(String),
 }
 
 /// RFC 9457 problem details.
@@ -77,6 +80,7 @@ impl ApiError {
             Self::Conflict(_) => "CONFLICT",
             Self::Internal(_) => "INTERNAL",
             Self::Unavailable(_) => "UNAVAILABLE",
+            Self::NotConfigured(_) => "NOT_CONFIGURED",
         }
     }
 
@@ -89,7 +93,7 @@ impl ApiError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::NotConfigured(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 

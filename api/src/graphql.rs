@@ -431,6 +431,17 @@ impl QueryRoot {
         Ok(connection(page, had_cursor, service::quarantine::cursor))
     }
 
+    /// The DKIM keys of a domain (tenant admins), newest first, with their DNS records.
+    async fn dkim_keys(
+        &self,
+        ctx: &Context<'_>,
+        domain_id: String,
+    ) -> async_graphql::Result<Vec<service::dkim::DkimKey>> {
+        service::dkim::list(state(ctx), who(ctx)?, &domain_id)
+            .await
+            .gql()
+    }
+
     /// One retained message, rendered safely.
     async fn webmail_message(
         &self,
@@ -880,6 +891,52 @@ impl MutationRoot {
         service::webmail::redistribute(state(ctx), who(ctx)?, &id)
             .await
             .gql()
+    }
+    /// Sends a new message or a reply from your mailbox through the outbound relay, signed
+    /// with your domain's active DKIM key (mailbox users only, as themselves).
+    async fn send_message(
+        &self,
+        ctx: &Context<'_>,
+        input: service::webmail::SendMessage,
+    ) -> async_graphql::Result<service::webmail::SentMessage> {
+        service::webmail::send(state(ctx), who(ctx)?, input)
+            .await
+            .gql()
+    }
+    /// Generates a DKIM key pair for a domain; publish its `dnsRecord`, then activate it
+    /// (a domain's first key is active at once unless `active: false`).
+    async fn create_dkim_key(
+        &self,
+        ctx: &Context<'_>,
+        domain_id: String,
+        input: Option<service::dkim::CreateDkimKey>,
+    ) -> async_graphql::Result<service::dkim::DkimKey> {
+        service::dkim::create(state(ctx), who(ctx)?, &domain_id, input.unwrap_or_default())
+            .await
+            .gql()
+    }
+    /// Signs the domain's outbound mail with this key from now on.
+    async fn activate_dkim_key(
+        &self,
+        ctx: &Context<'_>,
+        domain_id: String,
+        id: String,
+    ) -> async_graphql::Result<service::dkim::DkimKey> {
+        service::dkim::activate(state(ctx), who(ctx)?, &domain_id, &id)
+            .await
+            .gql()
+    }
+    /// Deletes a DKIM key; returns its id.
+    async fn delete_dkim_key(
+        &self,
+        ctx: &Context<'_>,
+        domain_id: String,
+        id: String,
+    ) -> async_graphql::Result<String> {
+        service::dkim::delete(state(ctx), who(ctx)?, &domain_id, &id)
+            .await
+            .gql()
+            .map(|()| id)
     }
     /// Deletes a retained message from the backup webmail.
     async fn delete_webmail_message(

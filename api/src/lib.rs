@@ -30,6 +30,12 @@ pub use service::api_keys::bootstrap_platform_admin;
 pub trait MessageBlobs: Send + Sync {
     /// The bytes stored under `key`.
     fn get<'a>(&'a self, key: &'a str) -> futures::future::BoxFuture<'a, Result<Vec<u8>, String>>;
+    /// Stores `bytes` under `key` durably (replacing any previous value).
+    fn put<'a>(
+        &'a self,
+        key: &'a str,
+        bytes: Vec<u8>,
+    ) -> futures::future::BoxFuture<'a, Result<(), String>>;
     /// Removes `key`; a missing key is not an error.
     fn delete<'a>(&'a self, key: &'a str) -> futures::future::BoxFuture<'a, Result<(), String>>;
 }
@@ -47,6 +53,10 @@ pub struct AppState {
     pub links: cleanmail_core::links::LinkSigner,
     /// Raw messages (quarantine previews, raw downloads, purges); `None`: unavailable.
     pub blobs: Option<Arc<dyn MessageBlobs>>,
+    /// Seals and opens DKIM private keys (key derived from the platform secret).
+    pub dkim_sealer: cleanmail_core::dkim::KeySealer,
+    /// Whether an outbound relay is configured (mail written in the webmail can leave).
+    pub outbound_relay: bool,
 }
 
 impl AppState {
@@ -58,6 +68,7 @@ impl AppState {
             regions: vec!["ch".to_owned()],
             default_timezone: service::tenants::DEFAULT_TIMEZONE.to_owned(),
             blobs: None,
+            outbound_relay: false,
         }
     }
 
@@ -76,9 +87,16 @@ pub struct AppStateBuilder {
     regions: Vec<String>,
     default_timezone: String,
     blobs: Option<Arc<dyn MessageBlobs>>,
+    outbound_relay: bool,
 }
 
 impl AppStateBuilder {
+    /// Whether the worker has an outbound relay (default: none, sending is refused).
+    pub fn outbound_relay(mut self, configured: bool) -> Self {
+        self.outbound_relay = configured;
+        self
+    }
+
     /// The blob store holding raw messages.
     pub fn blobs(mut self, blobs: Arc<dyn MessageBlobs>) -> Self {
         self.blobs = Some(blobs);
@@ -111,6 +129,8 @@ impl AppStateBuilder {
             db: self.db,
             tokens: auth::TokenKeys::from_secret(&secret),
             links: cleanmail_core::links::LinkSigner::new(&secret),
+            dkim_sealer: cleanmail_core::dkim::KeySealer::new(&secret),
+            outbound_relay: self.outbound_relay,
             regions: Arc::new(self.regions),
             default_timezone: self.default_timezone.into(),
             blobs: self.blobs,

@@ -15,7 +15,7 @@ use crate::rest::addresses::{aliases, convert, import, users};
 use crate::rest::hierarchy::{domains, resellers, tenants};
 use crate::rest::policies::{assignments, crud as policies};
 use crate::rest::reports::definitions as report_definitions;
-use crate::rest::{Json, access, quarantine, webmail};
+use crate::rest::{Json, access, dkim, quarantine, webmail};
 use crate::{ApiError, AppState};
 
 #[derive(OpenApi)]
@@ -74,6 +74,9 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(tenants::get, tenants::update, tenants::delete))
         .routes(routes!(domains::list, domains::create))
         .routes(routes!(domains::get, domains::update, domains::delete))
+        .routes(routes!(dkim::list, dkim::create))
+        .routes(routes!(dkim::get, dkim::delete))
+        .routes(routes!(dkim::activate))
         .routes(routes!(users::list, users::create))
         .routes(routes!(users::get, users::update, users::delete))
         .routes(routes!(convert::convert_to_alias))
@@ -128,6 +131,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(webmail::get))
         .routes(routes!(webmail::redistribute))
         .routes(routes!(webmail::delete))
+        .routes(routes!(webmail::send))
 }
 
 /// The OpenAPI document.

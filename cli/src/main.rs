@@ -320,6 +320,7 @@ async fn serve(config: Config, roles: Vec<Role>) -> anyhow::Result<()> {
             .jwt_secret(config.jwt_secret()?)
             .regions(config.regions.clone())
             .default_timezone(config.default_timezone.clone())
+            .outbound_relay(config.outbound_relay.is_some())
             .build();
         let app = cleanmail_api::router(state);
         let listener = tokio::net::TcpListener::bind(config.http_addr)
@@ -356,6 +357,14 @@ struct ApiBlobs(BlobStore);
 impl cleanmail_api::MessageBlobs for ApiBlobs {
     fn get<'a>(&'a self, key: &'a str) -> futures::future::BoxFuture<'a, Result<Vec<u8>, String>> {
         Box::pin(async move { self.0.get(key).await.map_err(|e| e.to_string()) })
+    }
+
+    fn put<'a>(
+        &'a self,
+        key: &'a str,
+        bytes: Vec<u8>,
+    ) -> futures::future::BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move { self.0.put(key, bytes).await.map_err(|e| e.to_string()) })
     }
 
     fn delete<'a>(&'a self, key: &'a str) -> futures::future::BoxFuture<'a, Result<(), String>> {

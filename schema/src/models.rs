@@ -436,3 +436,21 @@ pub struct ReleaseRequest {
     pub created_at: NaiveDateTime,
     pub decided_at: Option<NaiveDateTime>,
 }
+
+/// A DKIM key of a domain for outbound mail (private key sealed under the platform secret).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = dkim_keys)]
+pub struct DkimKey {
+    pub id: String,
+    pub tenant_id: TenantId,
+    pub domain_id: DomainId,
+    pub selector: String,
+    /// `rsa-2048` or `ed25519` (`cleanmail_core::dkim::DkimAlgorithm`).
+    pub algorithm: String,
+    /// Base64, the DNS record's `p=` value.
+    pub public_key: String,
+    pub sealed_private_key: String,
+    /// Outbound mail of the domain is signed with this key (at most one per domain).
+    pub active: bool,
+    pub created_at: NaiveDateTime,
+}

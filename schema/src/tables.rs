@@ -304,6 +304,20 @@ table! {
     }
 }
 
+table! {
+    dkim_keys (id) {
+        id -> Text,
+        tenant_id -> Text,
+        domain_id -> Text,
+        selector -> Text,
+        algorithm -> Text,
+        public_key -> Text,
+        sealed_private_key -> Text,
+        active -> Bool,
+        created_at -> Timestamp,
+    }
+}
+
 joinable!(tenants -> resellers (reseller_id));
 joinable!(tenant_policies -> policies (policy_id));
 joinable!(domains -> tenants (tenant_id));
@@ -311,6 +325,7 @@ joinable!(users -> domains (domain_id));
 joinable!(aliases -> users (user_id));
 joinable!(messages -> message_log (log_id));
 joinable!(release_requests -> messages (message_id));
+joinable!(dkim_keys -> domains (domain_id));
 
 allow_tables_to_appear_in_same_query!(
     resellers,
@@ -335,4 +350,5 @@ allow_tables_to_appear_in_same_query!(
     classifier_feedback,
     tenant_models,
     release_requests,
+    dkim_keys,
 );

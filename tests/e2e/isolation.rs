@@ -80,6 +80,8 @@ async fn another_reseller_or_tenant_gets_nothing_on_any_resource_or_verb() {
         };
         let other = Fixture::create(&admin, "Other").await;
         let v = &victim.fx;
+        let victim_keys = format!("/api/v1/domains/{}/dkim-keys", v.domain);
+        let victim_key = admin.post(&victim_keys, json!({})).await.expect(201).id();
         let objects = [
             (
                 "resellers",
@@ -123,6 +125,31 @@ async fn another_reseller_or_tenant_gets_nothing_on_any_resource_or_verb() {
                     );
                 }
             }
+            // The victim domain's DKIM keys: nothing to read, create, activate or delete.
+            let key_path = format!("{victim_keys}/{victim_key}");
+            for res in [
+                client.get(&victim_keys).await,
+                client.post(&victim_keys, json!({})).await,
+                client.get(&key_path).await,
+                client
+                    .post(&format!("{key_path}/activate"), json!({}))
+                    .await,
+                client.delete(&key_path).await,
+            ] {
+                assert!(
+                    matches!(res.status, 403 | 404) && !res.text.contains("DKIM1"),
+                    "{who} DKIM keys: {} {}",
+                    res.status,
+                    res.text
+                );
+            }
+            let gql = client
+                .graphql(
+                    "query($d: String!) { dkimKeys(domainId: $d) { id } }",
+                    json!({ "d": v.domain }),
+                )
+                .await;
+            assert_eq!(gql["data"], Value::Null, "{who}: {gql}");
             for path in [format!("/api/v1/api-keys/{}", victim.api_key)] {
                 let got = client.get(&path).await;
                 assert!(

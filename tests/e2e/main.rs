@@ -7,6 +7,7 @@ mod import;
 mod isolation;
 mod learning;
 mod mail;
+mod outbound;
 mod policies;
 mod quarantine;
 mod reports;

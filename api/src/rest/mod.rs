@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod addresses;
+pub mod dkim;
 pub mod hierarchy;
 pub mod policies;
 pub mod quarantine;

@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 
 use crate::rest::{Json, Query};
 use crate::service::quarantine::{MessageDetail, MessageSearch, StoredMessage};
-use crate::service::webmail as service;
+use crate::service::webmail::{self as service, SendMessage, SentMessage};
 use crate::service::{Page, PageParams};
 use crate::{ApiError, AppState, Principal};
 
@@ -80,4 +80,27 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     service::delete(&state, &who, &id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Sends a new message or a reply from your mailbox through the platform's outbound relay,
+/// signed with your domain's active DKIM key: keeps you working while your own mail server
+/// is down. Only mailbox users can send, as themselves.
+#[utoipa::path(post, path = "/api/v1/webmail/send", tag = "webmail",
+    request_body = SendMessage,
+    responses(
+        (status = 202, description = "Queued for the outbound relay", body = SentMessage),
+        (status = 401, description = "Not authenticated", body = crate::Problem),
+        (status = 403, description = "Not a mailbox user", body = crate::Problem),
+        (status = 404, description = "The message replied to is not yours", body = crate::Problem),
+        (status = 422, description = "Invalid recipients, subject or text", body = crate::Problem),
+        (status = 503, description = "No outbound relay configured", body = crate::Problem),
+    ),
+    security(("bearer" = [])))]
+pub async fn send(
+    State(state): State<AppState>,
+    who: Principal,
+    Json(input): Json<SendMessage>,
+) -> Result<(StatusCode, Json<SentMessage>), ApiError> {
+    let sent = service::send(&state, &who, input).await?;
+    Ok((StatusCode::ACCEPTED, Json(sent)))
 }

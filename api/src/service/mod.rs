@@ -4,6 +4,7 @@
 
 pub mod aliases;
 pub mod api_keys;
+pub mod dkim;
 pub mod domains;
 pub mod import;
 pub mod policies;

@@ -343,3 +343,16 @@ pub async fn purge_expired_messages(
         .await
     })
 }
+
+/// Records an outbound message (e.g. sent from the backup webmail) and its delivery job in
+/// one transaction.
+pub async fn log_outbound(db: &Db, entry: &MessageLogEntry, job: &Job) -> Result<(), StoreError> {
+    with_conn!(db, conn => {
+        conn.transaction(async |conn| {
+            diesel::insert_into(message_log::table).values(entry).execute(conn).await?;
+            diesel::insert_into(jobs::table).values(job).execute(conn).await?;
+            Ok::<_, StoreError>(())
+        })
+        .await
+    })
+}

@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod aliases;
+pub mod dkim_keys;
 pub mod domains;
 pub mod jobs;
 pub mod learning;

@@ -1,0 +1,2 @@
+DROP INDEX messages_platform_state_received;
+DROP TABLE dkim_keys;
