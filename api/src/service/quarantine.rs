@@ -773,22 +773,10 @@ pub async fn decide_release_request(
             request.state
         )));
     }
-    if approve {
-        let message = store::get(&state.db, &who.scope, &request.message_id).await?;
-        store::release(
-            &state.db,
-            &who.scope,
-            &message.id,
-            Some(std::slice::from_ref(&message.recipient)),
-            &who.subject,
-        )
-        .await?;
-    }
-    Ok(
+    let (decided, _released) =
         store::decide_release_request(&state.db, &who.scope, request_id, approve, &who.subject)
-            .await?
-            .into(),
-    )
+            .await?;
+    Ok(decided.into())
 }
 
 // ---- bulk ----

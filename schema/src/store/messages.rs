@@ -268,6 +268,98 @@ pub struct Released {
     pub jobs: usize,
 }
 
+/// The body of a release, inside the caller's transaction: see [`release`]. Evaluates to
+/// `Result<Released, StoreError>`.
+macro_rules! release_copies {
+    ($conn:ident, $scope:expr, $id:expr, $recipients:expr, $by:expr, $now:expr) => {{
+        let conn = &mut *$conn;
+        let target: Message = scoped_messages!($scope)
+            .filter(messages::id.eq($id.clone()))
+            .select(Message::as_select())
+            .first(conn)
+            .await?;
+        if target.state != Message::QUARANTINED {
+            return Err(StoreError::Conflict(format!(
+                "the message is not in quarantine (it is {})",
+                target.state
+            )));
+        }
+        let held: Vec<Message> = scoped_messages!($scope)
+            .filter(messages::log_id.eq(target.log_id.clone()))
+            .filter(Message::quarantined())
+            .select(Message::as_select())
+            .load(conn)
+            .await?;
+        let chosen: Vec<Message> = match $recipients {
+            None => held,
+            Some(wanted) => {
+                let wanted: Vec<String> = wanted.iter().map(|r| r.trim().to_lowercase()).collect();
+                if let Some(unknown) = wanted
+                    .iter()
+                    .find(|w| !held.iter().any(|m| &m.recipient == *w))
+                {
+                    return Err(StoreError::Invalid(format!(
+                        "{unknown} is not a quarantined recipient of this message"
+                    )));
+                }
+                held.into_iter()
+                    .filter(|m| wanted.contains(&m.recipient))
+                    .collect()
+            }
+        };
+        let mut by_domain: BTreeMap<crate::DomainId, Vec<&Message>> = BTreeMap::new();
+        for message in &chosen {
+            by_domain
+                .entry(message.domain_id.clone())
+                .or_default()
+                .push(message);
+        }
+        let mut jobs_added = 0;
+        for (domain_id, copies) in &by_domain {
+            let first = copies[0];
+            let job = DeliverMessage {
+                log_id: first.log_id.clone(),
+                tenant_id: first.tenant_id.clone(),
+                domain_id: Some(domain_id.clone()),
+                blob_key: first.blob_key.clone(),
+                mail_from: first.mail_from.clone(),
+                rcpt_to: copies.iter().map(|m| m.recipient.clone()).collect(),
+                subject_prefix: None,
+                arrived_at: $now,
+                dsn: false,
+            }
+            .into_job(JobId(format!("release:{}", first.id)))?;
+            jobs_added += diesel::insert_into(jobs::table)
+                .values(&job)
+                .on_conflict_do_nothing()
+                .execute(conn)
+                .await?;
+        }
+        let ids: Vec<MessageId> = chosen.iter().map(|m| m.id.clone()).collect();
+        diesel::update(messages::table.filter(messages::id.eq_any(ids.clone())))
+            .set((
+                messages::state.eq("queued"),
+                messages::action.eq("released"),
+                messages::updated_at.eq($now),
+            ))
+            .execute(conn)
+            .await?;
+        for message in &chosen {
+            insert_feedback!(conn, message, "ham", $by, $now);
+        }
+        let messages: Vec<Message> = messages::table
+            .filter(messages::id.eq_any(ids))
+            .order(messages::id.asc())
+            .select(Message::as_select())
+            .load(conn)
+            .await?;
+        Ok::<_, StoreError>(Released {
+            messages,
+            jobs: jobs_added,
+        })
+    }};
+}
+
 /// Releases a quarantined message visible in `scope`: the quarantined copies of the same
 /// message in scope (a user: their own), or only those for `recipients`, are delivered
 /// through the normal delivery path (one `DeliverMessage` job per downstream domain) and
@@ -282,79 +374,7 @@ pub async fn release(
     let now = crate::now();
     with_conn!(db, conn => {
         conn.transaction(async |conn| {
-            let target: Message = scoped_messages!(scope)
-                .filter(messages::id.eq(id.clone()))
-                .select(Message::as_select())
-                .first(conn)
-                .await?;
-            if target.state != Message::QUARANTINED {
-                return Err(StoreError::Conflict(format!(
-                    "the message is not in quarantine (it is {})",
-                    target.state
-                )));
-            }
-            let held: Vec<Message> = scoped_messages!(scope)
-                .filter(messages::log_id.eq(target.log_id.clone()))
-                .filter(Message::quarantined())
-                .select(Message::as_select())
-                .load(conn)
-                .await?;
-            let chosen: Vec<Message> = match recipients {
-                None => held,
-                Some(wanted) => {
-                    let wanted: Vec<String> = wanted.iter().map(|r| r.trim().to_lowercase()).collect();
-                    if let Some(unknown) = wanted.iter().find(|w| !held.iter().any(|m| &m.recipient == *w)) {
-                        return Err(StoreError::Invalid(format!(
-                            "{unknown} is not a quarantined recipient of this message"
-                        )));
-                    }
-                    held.into_iter().filter(|m| wanted.contains(&m.recipient)).collect()
-                }
-            };
-            let mut by_domain: BTreeMap<crate::DomainId, Vec<&Message>> = BTreeMap::new();
-            for message in &chosen {
-                by_domain.entry(message.domain_id.clone()).or_default().push(message);
-            }
-            let mut jobs_added = 0;
-            for (domain_id, copies) in &by_domain {
-                let first = copies[0];
-                let job = DeliverMessage {
-                    log_id: first.log_id.clone(),
-                    tenant_id: first.tenant_id.clone(),
-                    domain_id: Some(domain_id.clone()),
-                    blob_key: first.blob_key.clone(),
-                    mail_from: first.mail_from.clone(),
-                    rcpt_to: copies.iter().map(|m| m.recipient.clone()).collect(),
-                    subject_prefix: None,
-                    arrived_at: now,
-                    dsn: false,
-                }
-                .into_job(JobId(format!("release:{}", first.id)))?;
-                jobs_added += diesel::insert_into(jobs::table)
-                    .values(&job)
-                    .on_conflict_do_nothing()
-                    .execute(conn)
-                    .await?;
-            }
-            let ids: Vec<MessageId> = chosen.iter().map(|m| m.id.clone()).collect();
-            diesel::update(messages::table.filter(messages::id.eq_any(ids.clone())))
-                .set((
-                    messages::state.eq("queued"),
-                    messages::action.eq("released"),
-                    messages::updated_at.eq(now),
-                ))
-                .execute(conn)
-                .await?;
-            for message in &chosen {
-                insert_feedback!(conn, message, "ham", by, now);
-            }
-            let messages: Vec<Message> = messages::table
-                .filter(messages::id.eq_any(ids))
-                .order(messages::id.asc())
-                .select(Message::as_select())
-                .load(conn)
-                .await?;
-            Ok::<_, StoreError>(Released { messages, jobs: jobs_added })
+            release_copies!(conn, scope, id, recipients, by, now)
         })
         .await
     })
@@ -628,41 +648,60 @@ pub async fn release_request(
     })
 }
 
-/// Marks a pending release request visible in `scope` approved or denied (the caller
-/// releases the message on approval). `Conflict` when it was already decided.
+/// Decides a pending release request visible in `scope`: approving releases the copy to
+/// its recipient (as [`release`] does) in the same transaction that marks the request, so
+/// a request is never approved without its message leaving, nor released twice. Returns
+/// the request and, on approval, the release. `Conflict` when it was already decided or
+/// the copy is no longer in quarantine.
 pub async fn decide_release_request(
     db: &Db,
     scope: &Scope,
     id: &str,
     approve: bool,
     by: &str,
-) -> Result<ReleaseRequest, StoreError> {
+) -> Result<(ReleaseRequest, Option<Released>), StoreError> {
     let request = release_request(db, scope, id).await?;
     let now = crate::now();
     with_conn!(db, conn => {
-        let changed = diesel::update(
-            release_requests::table
+        conn.transaction(async |conn| {
+            let changed = diesel::update(
+                release_requests::table
+                    .find(request.id.clone())
+                    .filter(release_requests::state.eq(REQUEST_PENDING)),
+            )
+            .set((
+                release_requests::state.eq(if approve { REQUEST_APPROVED } else { REQUEST_DENIED }),
+                release_requests::decided_by.eq(Some(by.to_owned())),
+                release_requests::decided_at.eq(Some(now)),
+            ))
+            .execute(conn)
+            .await?;
+            if changed == 0 {
+                return Err(StoreError::Conflict(format!(
+                    "the request was already {}",
+                    request.state
+                )));
+            }
+            let released = if approve {
+                let copy: Message = scoped_messages!(scope)
+                    .filter(messages::id.eq(request.message_id.clone()))
+                    .select(Message::as_select())
+                    .first(conn)
+                    .await?;
+                let recipients = [copy.recipient];
+                let recipients = Some(&recipients[..]);
+                Some(release_copies!(conn, scope, request.message_id, recipients, by, now)?)
+            } else {
+                None
+            };
+            let decided = release_requests::table
                 .find(request.id.clone())
-                .filter(release_requests::state.eq(REQUEST_PENDING)),
-        )
-        .set((
-            release_requests::state.eq(if approve { REQUEST_APPROVED } else { REQUEST_DENIED }),
-            release_requests::decided_by.eq(Some(by.to_owned())),
-            release_requests::decided_at.eq(Some(now)),
-        ))
-        .execute(conn)
-        .await?;
-        if changed == 0 {
-            return Err(StoreError::Conflict(format!(
-                "the request was already {}",
-                request.state
-            )));
-        }
-        Ok(release_requests::table
-            .find(request.id)
-            .select(ReleaseRequest::as_select())
-            .first(conn)
-            .await?)
+                .select(ReleaseRequest::as_select())
+                .first(conn)
+                .await?;
+            Ok::<_, StoreError>((decided, released))
+        })
+        .await
     })
 }
 
