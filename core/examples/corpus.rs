@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use cleanmail_core::classifier::Class;
-use cleanmail_core::engine::{TRAIN_EPOCHS, TRAIN_HAM_WEIGHT};
+use cleanmail_core::engine::{TRAIN_EPOCHS, TRAIN_HAM_WEIGHT, TRAIN_MIN_COUNT};
 use cleanmail_core::metrics::Confusion;
 use cleanmail_core::{Engine, EngineConfig, Envelope, MessageInput, Model, TenantContext};
 
@@ -41,7 +41,7 @@ fn load(dir: &Path) -> Vec<(Class, String, Vec<u8>)> {
 
 /// Features kept in a written model: seen at least this often (`cleanmail train` uses 3).
 fn min_count() -> u32 {
-    std::env::var("MIN_COUNT").map_or(3, |m| m.parse().unwrap())
+    std::env::var("MIN_COUNT").map_or(TRAIN_MIN_COUNT, |m| m.parse().unwrap())
 }
 
 fn train(messages: &[&(Class, String, Vec<u8>)]) -> Model {
@@ -56,7 +56,7 @@ fn train(messages: &[&(Class, String, Vec<u8>)]) -> Model {
     }
     let epochs = std::env::var("EPOCHS").map_or(TRAIN_EPOCHS, |e| e.parse().unwrap());
     let ham_weight = std::env::var("HAM_WEIGHT").map_or(TRAIN_HAM_WEIGHT, |e| e.parse().unwrap());
-    model.train_weights(&examples, epochs, ham_weight);
+    model.train_weights(&examples, epochs, ham_weight, min_count());
     model
 }
 
