@@ -17,6 +17,14 @@ pub enum Backend {
     Postgres,
 }
 
+/// Says that a suite was skipped and why, on the real stderr: libtest captures the output
+/// of `println!`/`eprintln!` in passing tests, and a skip must be seen without
+/// `--nocapture`.
+pub fn skipped(reason: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "skipped: {reason}");
+}
+
 /// SQLite always; PostgreSQL too when `TEST_DATABASE_URL` is set.
 pub fn backends() -> Vec<Backend> {
     static SKIP_NOTICE: Once = Once::new();
@@ -24,7 +32,7 @@ pub fn backends() -> Vec<Backend> {
         Ok(url) if !url.trim().is_empty() => vec![Backend::Sqlite, Backend::Postgres],
         _ => {
             SKIP_NOTICE.call_once(|| {
-                eprintln!("PostgreSQL suites skipped: TEST_DATABASE_URL is not set (running on SQLite only)");
+                skipped("PostgreSQL suites: TEST_DATABASE_URL is not set (running on SQLite only)");
             });
             vec![Backend::Sqlite]
         }

@@ -744,8 +744,8 @@ async fn mail_recipients_whose_policies_disagree_get_it_quarantined_not_refused(
 #[tokio::test]
 async fn mail_with_a_virus_found_by_clamd_is_refused_at_data() {
     let Ok(clamd) = std::env::var("TEST_CLAMD_ADDR") else {
-        eprintln!(
-            "skipped: set TEST_CLAMD_ADDR=127.0.0.1:3310 (bash .ci/start-clamd) to test ClamAV in the SMTP path"
+        crate::common::skipped(
+            "ClamAV in the SMTP path: set TEST_CLAMD_ADDR=127.0.0.1:3310 (bash .ci/start-clamd)",
         );
         return;
     };
@@ -1060,7 +1060,9 @@ async fn mail_sent_with_swaks_to_a_domain_created_over_the_api_arrives_downstrea
         .output()
         .is_err()
     {
-        eprintln!("skipped: swaks is not installed (apt-get install -y swaks)");
+        crate::common::skipped(
+            "the swaks journey: swaks is not installed (apt-get install -y swaks)",
+        );
         return;
     }
     for backend in backends() {

@@ -98,7 +98,12 @@ fn render_in_chromium(html: &str, dir: &Path, width: u32) -> String {
 #[test]
 fn every_item_and_action_link_is_visible() {
     if !Path::new(CHROMIUM).exists() {
-        eprintln!("skipped: {CHROMIUM} not found (apt-get install -y chromium)");
+        // Straight to stderr: libtest would capture `eprintln!` of a passing test.
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipped: report HTML in Chromium: {CHROMIUM} not found (apt-get install -y chromium)"
+        );
         return;
     }
     let dir = tempfile::tempdir().unwrap();
