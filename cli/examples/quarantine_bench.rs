@@ -309,5 +309,24 @@ async fn run(args: &Args, url: &str) -> anyhow::Result<()> {
         n,
     )
     .await?;
+    time_case(
+        &db,
+        "platform operator (1M rows), first page",
+        &Scope::Platform,
+        &quarantine,
+        &first,
+        n,
+    )
+    .await?;
+    let platform_deep = cursor_at(&db, &Scope::Platform, &quarantine, 500_000).await?;
+    time_case(
+        &db,
+        "platform operator, page at row 500,000",
+        &Scope::Platform,
+        &quarantine,
+        &deep(platform_deep),
+        n,
+    )
+    .await?;
     Ok(())
 }
