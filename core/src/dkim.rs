@@ -18,7 +18,7 @@ use aws_lc_rs::rand::{SecureRandom as _, SystemRandom};
 use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair as _};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use mail_auth::common::crypto::{Ed25519Key, RsaKey, Sha256};
+use mail_auth::common::crypto::{Ed25519Key, RsaKey, Sha256, SigningKey};
 use mail_auth::common::headers::HeaderWriter as _;
 use mail_auth::dkim::DkimSigner;
 use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -144,30 +144,27 @@ impl DkimKeyPair {
             "MIME-Version",
             "Content-Type",
         ];
-        let sign_err = |e: mail_auth::Error| DkimError::Sign(e.to_string());
+        fn sign_with<K: SigningKey<Hasher = Sha256>>(
+            key: K,
+            raw: &[u8],
+            domain: &str,
+            selector: &str,
+        ) -> Result<mail_auth::dkim::Signature, mail_auth::Error> {
+            DkimSigner::from_key(key)
+                .domain(domain)
+                .selector(selector)
+                .headers(HEADERS)
+                .sign(raw)
+        }
         let signature = match self.algorithm {
-            DkimAlgorithm::Rsa2048 => {
-                let key = RsaKey::<Sha256>::from_key_der(PrivateKeyDer::Pkcs8(
-                    PrivatePkcs8KeyDer::from(self.pkcs8.as_slice()),
-                ))
-                .map_err(sign_err)?;
-                DkimSigner::from_key(key)
-                    .domain(domain)
-                    .selector(selector)
-                    .headers(HEADERS)
-                    .sign(raw)
-                    .map_err(sign_err)?
-            }
-            DkimAlgorithm::Ed25519 => {
-                let key = Ed25519Key::from_pkcs8_der(&self.pkcs8).map_err(sign_err)?;
-                DkimSigner::from_key(key)
-                    .domain(domain)
-                    .selector(selector)
-                    .headers(HEADERS)
-                    .sign(raw)
-                    .map_err(sign_err)?
-            }
-        };
+            DkimAlgorithm::Rsa2048 => RsaKey::<Sha256>::from_key_der(PrivateKeyDer::Pkcs8(
+                PrivatePkcs8KeyDer::from(self.pkcs8.as_slice()),
+            ))
+            .and_then(|key| sign_with(key, raw, domain, selector)),
+            DkimAlgorithm::Ed25519 => Ed25519Key::from_pkcs8_der(&self.pkcs8)
+                .and_then(|key| sign_with(key, raw, domain, selector)),
+        }
+        .map_err(|e| DkimError::Sign(e.to_string()))?;
         let header = signature.to_header();
         let mut signed = Vec::with_capacity(header.len() + raw.len());
         signed.extend_from_slice(header.as_bytes());

@@ -221,6 +221,26 @@ impl Server {
         }
     }
 
+    /// Gives a user a password through `admin` and logs them in.
+    pub async fn login_user(&self, admin: &Client, user_id: &str, address: &str) -> Client {
+        admin
+            .patch(
+                &format!("/api/v1/users/{user_id}"),
+                json!({ "password": "correct horse battery" }),
+            )
+            .await
+            .expect(200);
+        let login = self
+            .anonymous()
+            .post(
+                "/api/v1/auth/login",
+                json!({ "email": address, "password": "correct horse battery" }),
+            )
+            .await
+            .expect(200);
+        self.client(login.body["access_token"].as_str().unwrap())
+    }
+
     pub fn anonymous(&self) -> Client {
         Client {
             http: reqwest::Client::new(),

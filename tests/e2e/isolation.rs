@@ -279,26 +279,6 @@ async fn another_reseller_or_tenant_gets_nothing_on_any_resource_or_verb() {
     }
 }
 
-/// Logs a user in (after giving them a password).
-async fn login(server: &Server, admin: &Client, user_id: &str, address: &str) -> Client {
-    admin
-        .patch(
-            &format!("/api/v1/users/{user_id}"),
-            json!({ "password": "a long enough password" }),
-        )
-        .await
-        .expect(200);
-    let login = server
-        .anonymous()
-        .post(
-            "/api/v1/auth/login",
-            json!({ "email": address, "password": "a long enough password" }),
-        )
-        .await
-        .expect(200);
-    server.client(login.body["access_token"].as_str().unwrap())
-}
-
 /// The first item of `path` for `client`, once there is one (or panics after 15 s).
 async fn first_item(client: &Client, path: &str) -> String {
     for _ in 0..150 {
@@ -347,13 +327,9 @@ async fn quarantine_and_webmail_of_another_user_or_tenant_are_invisible() {
         let mut all = actors(&server, &admin, &other).await;
         all.push((
             "colleague (same tenant)",
-            login(
-                &server,
-                &admin,
-                &colleague,
-                &format!("colleague@{}", v.domain_name),
-            )
-            .await,
+            server
+                .login_user(&admin, &colleague, &format!("colleague@{}", v.domain_name))
+                .await,
         ));
         for (actor, client) in all {
             let who = format!("{backend:?} {actor}");

@@ -12,26 +12,6 @@ use serde_json::{Value, json};
 use crate::common::{Client, Fixture, Server, backends};
 use crate::mail::{header, message, send, sink};
 
-/// Logs in as `address` after giving the user a password.
-async fn login(server: &Server, admin: &Client, user_id: &str, address: &str) -> Client {
-    admin
-        .patch(
-            &format!("/api/v1/users/{user_id}"),
-            json!({ "password": "correct horse battery" }),
-        )
-        .await
-        .expect(200);
-    let login = server
-        .anonymous()
-        .post(
-            "/api/v1/auth/login",
-            json!({ "email": address, "password": "correct horse battery" }),
-        )
-        .await
-        .expect(200);
-    server.client(login.body["access_token"].as_str().unwrap())
-}
-
 /// The DKIM result of `raw` when `records` (name, TXT value) are all DNS has.
 async fn dkim(raw: &[u8], records: &[(&str, &str)]) -> Vec<(String, AuthOutcome)> {
     let dns = DnsCache::fixed();
@@ -83,7 +63,7 @@ async fn webmail_replies_during_an_outage_leave_signed_with_the_domains_dkim_key
             .await
             .expect(200);
         let jean_address = format!("jean@{}", fx.domain_name);
-        let jean = login(&server, &admin, &fx.user, &jean_address).await;
+        let jean = server.login_user(&admin, &fx.user, &jean_address).await;
         let keys_path = format!("/api/v1/domains/{}/dkim-keys", fx.domain);
 
         // A tenant admin creates the domain's key; the first one is active at once and
@@ -124,13 +104,9 @@ async fn webmail_replies_during_an_outage_leave_signed_with_the_domains_dkim_key
             .expect(409);
         // End users, even of another tenant, never see keys (tests/e2e/isolation.rs covers
         // other tenants' admins).
-        let outsider = login(
-            &server,
-            &admin,
-            &other.user,
-            &format!("jean@{}", other.domain_name),
-        )
-        .await;
+        let outsider = server
+            .login_user(&admin, &other.user, &format!("jean@{}", other.domain_name))
+            .await;
         outsider
             .get(&format!("{keys_path}/{}", key["id"].as_str().unwrap()))
             .await
@@ -315,7 +291,7 @@ async fn webmail_sending_without_an_outbound_relay_is_refused_clearly() {
         let admin = server.client(&server.admin_key("root@platform.test"));
         let fx = Fixture::create(&admin, "NoRelay").await;
         let address = format!("jean@{}", fx.domain_name);
-        let jean = login(&server, &admin, &fx.user, &address).await;
+        let jean = server.login_user(&admin, &fx.user, &address).await;
         let refused = jean
             .post(
                 "/api/v1/webmail/send",
@@ -361,7 +337,7 @@ async fn dangerous_mail_released_by_a_user_waits_for_an_admins_approval() {
             .await
             .expect(200);
         let address = format!("jean@{}", fx.domain_name);
-        let jean = login(&server, &admin, &fx.user, &address).await;
+        let jean = server.login_user(&admin, &fx.user, &address).await;
 
         for n in 1..=2 {
             let raw = message(

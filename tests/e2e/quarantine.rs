@@ -13,26 +13,6 @@ use crate::mail::{header, message, send, setup, sink, store_db};
 
 const GTUBE: &str = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X";
 
-/// Logs in as the fixture's user (after giving them a password).
-async fn user_client(server: &Server, admin: &Client, user_id: &str, address: &str) -> Client {
-    admin
-        .patch(
-            &format!("/api/v1/users/{user_id}"),
-            json!({ "password": "correct horse battery" }),
-        )
-        .await
-        .expect(200);
-    let login = server
-        .anonymous()
-        .post(
-            "/api/v1/auth/login",
-            json!({ "email": address, "password": "correct horse battery" }),
-        )
-        .await
-        .expect(200);
-    server.client(login.body["access_token"].as_str().unwrap())
-}
-
 /// The items of `path` once `ready` holds for them (or after 15 s).
 async fn poll(client: &Client, path: &str, ready: impl Fn(&[Value]) -> bool) -> Vec<Value> {
     let mut items = Vec::new();
@@ -56,7 +36,7 @@ async fn spam_is_released_its_sender_allowed_and_delivered_mail_redistributed() 
         let (server, admin, fx) = setup(backend, "Quar", sink.addr()).await;
         let jean_address = format!("jean@{}", fx.domain_name);
         let info_address = format!("info@{}", fx.domain_name);
-        let jean = user_client(&server, &admin, &fx.user, &jean_address).await;
+        let jean = server.login_user(&admin, &fx.user, &jean_address).await;
 
         // Spam to the user's alias lands in the user's quarantine.
         let spam = message(
