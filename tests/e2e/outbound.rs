@@ -9,7 +9,7 @@ use std::time::Duration;
 use cleanmail_core::{AuthOutcome, Authenticator, DnsCache, Envelope};
 use serde_json::{Value, json};
 
-use crate::common::{Client, Fixture, Server, backends};
+use crate::common::{Fixture, Server, backends};
 use crate::mail::{header, message, send, sink};
 
 /// The DKIM result of `raw` when `records` (name, TXT value) are all DNS has.

@@ -8,7 +8,7 @@ use cleanmail_schema::Scope;
 use cleanmail_schema::store::messages as message_store;
 use serde_json::{Value, json};
 
-use crate::common::{Client, Server, backends};
+use crate::common::{Client, backends};
 use crate::mail::{header, message, send, setup, sink, store_db};
 
 const GTUBE: &str = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X";
