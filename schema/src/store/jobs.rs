@@ -11,6 +11,9 @@
 //!   `FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite has a single writer connection.
 //!   A running worker extends its leases ([`heartbeat`]); a crashed worker's jobs become
 //!   claimable again when the lease runs out.
+//! - Row locks: transactions that wait for job rows take them in [`lock_order`]; [`claim`]
+//!   and [`heartbeat`] never wait (`SKIP LOCKED`). See [`heartbeat`] for the deadlock this
+//!   prevents.
 //! - A job finishes by deleting its row (`id` and `locked_by` must match, see
 //!   [`delete_claimed`]) in the transaction that records its effects, or is rescheduled with
 //!   [`retry_later`].
@@ -106,15 +109,65 @@ pub async fn claim(
     }
 }
 
-/// Extends the lease of every job `worker` holds.
+/// Extends the lease of every job `worker` holds that no transaction is finishing.
+///
+/// Lock order: a job transaction (ingest, learning, a delivery attempt) locks its own job
+/// rows one by one ([`lock_order`]) and then other rows. A plain `UPDATE … WHERE
+/// locked_by = $1` locks the same rows in the table's scan order, so it could hold the row
+/// such a transaction wants next while waiting for one that transaction already holds:
+/// PostgreSQL's `deadlock detected` (seen once). On PostgreSQL the heartbeat therefore
+/// selects its rows (in id order) with `FOR UPDATE SKIP LOCKED` and never waits for a row
+/// lock, so it cannot be part of a lock cycle: a row it skips is being deleted or released
+/// by the transaction holding it or, should that transaction roll back, renewed by the next
+/// beat (every third of the lease). SQLite has one writer connection, so nothing
+/// interleaves there.
 pub async fn heartbeat(db: &Db, worker: &str, lease: Duration) -> Result<usize, StoreError> {
     let until = lease_end(lease);
-    with_conn!(db, conn => {
-        Ok(diesel::update(jobs::table.filter(jobs::locked_by.eq(worker)))
-            .set(jobs::locked_until.eq(until))
-            .execute(conn)
-            .await?)
-    })
+    use diesel_async::{AsyncConnection as _, RunQueryDsl as _};
+    match db.pool() {
+        Pool::Postgres(pool) => {
+            let mut conn = pool.get().await.map_err(StoreError::pool_error)?;
+            conn.transaction(async |conn| {
+                let held: Vec<JobId> = jobs::table
+                    .filter(jobs::locked_by.eq(worker))
+                    .order(jobs::id.asc())
+                    .select(jobs::id)
+                    .for_update()
+                    .skip_locked()
+                    .load(conn)
+                    .await?;
+                if held.is_empty() {
+                    return Ok::<_, StoreError>(0);
+                }
+                Ok(diesel::update(
+                    jobs::table
+                        .filter(jobs::id.eq_any(held))
+                        .filter(jobs::locked_by.eq(worker)),
+                )
+                .set(jobs::locked_until.eq(until))
+                .execute(conn)
+                .await?)
+            })
+            .await
+        }
+        Pool::Sqlite(pool) => {
+            let mut conn = pool.get().await.map_err(StoreError::pool_error)?;
+            Ok(
+                diesel::update(jobs::table.filter(jobs::locked_by.eq(worker)))
+                    .set(jobs::locked_until.eq(until))
+                    .execute(&mut conn)
+                    .await?,
+            )
+        }
+    }
+}
+
+/// Sorts job ids into the one order in which a transaction that may wait for row locks
+/// takes several job rows (ascending id, byte order), so two transactions that need the
+/// same rows queue behind each other instead of deadlocking. [`claim`] and [`heartbeat`]
+/// skip locked rows instead of waiting, so their order does not matter.
+pub fn lock_order<T>(items: &mut [T], job_id: impl Fn(&T) -> &JobId) {
+    items.sort_by(|a, b| job_id(a).cmp(job_id(b)));
 }
 
 /// Releases a claimed job to run again at `run_at`, keeping the error for operators.
