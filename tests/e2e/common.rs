@@ -178,6 +178,17 @@ impl Server {
         self.smtp = smtp;
     }
 
+    /// Like [`Server::kill_and_restart`], with `env` in place of the extra environment
+    /// variables the server was started with.
+    pub fn restart_with(&mut self, env: &[(&str, &str)]) {
+        self.env = TEST_ENV
+            .iter()
+            .chain(env)
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        self.kill_and_restart();
+    }
+
     /// The server's log so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap().join("\n")

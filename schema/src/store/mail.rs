@@ -13,7 +13,7 @@ use diesel::{ExpressionMethods as _, QueryDsl as _};
 use crate::db::with_conn;
 use crate::models::{Job, Message, MessageLogEntry, TrafficCounter};
 use crate::store::jobs::delete_claimed;
-use crate::tables::{jobs, message_log, messages, traffic_counters};
+use crate::tables::{jobs, message_log, messages, tenants, traffic_counters};
 use crate::{Db, DomainId, JobId, MessageLogId, StoreError, TenantId};
 
 /// Job kind of [`DeliverMessage`].
@@ -225,6 +225,19 @@ pub async fn record_ingest(
                 if !delete_claimed!(conn, outcome.job_id, worker) {
                     continue;
                 }
+                recorded += 1;
+                if outcome.messages.is_empty() && outcome.jobs.is_empty() {
+                    // Every recipient was dropped; if that is because the whole tenant was
+                    // deleted, there is no log left to write to: the job just goes.
+                    let tenant: i64 = tenants::table
+                        .filter(tenants::id.eq(outcome.log_entry.tenant_id.clone()))
+                        .count()
+                        .get_result(conn)
+                        .await?;
+                    if tenant == 0 {
+                        continue;
+                    }
+                }
                 diesel::insert_into(message_log::table)
                     .values(&outcome.log_entry)
                     .on_conflict_do_nothing()
@@ -245,7 +258,6 @@ pub async fn record_ingest(
                         .execute(conn)
                         .await?;
                 }
-                recorded += 1;
             }
             add_counters!(conn, counters);
             Ok::<_, StoreError>(recorded)

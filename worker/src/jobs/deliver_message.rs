@@ -23,17 +23,18 @@ use crate::delivery::{
 
 pub use cleanmail_schema::store::mail::{DELIVER_MESSAGE, DeliverMessage};
 
-/// Runs one claimed delivery job; errors are logged and the job retried later.
+/// Runs one claimed delivery job; errors are logged and the job retried later (given up
+/// after `store::jobs::MAX_ATTEMPTS`).
 pub async fn run(worker: &Worker, job: Job) {
     let id = job.id.clone();
+    let attempts = job.attempts;
     if let Err(err) = attempt(worker, job).await {
         warn!(job = %id, error = %err, "delivery attempt failed");
-        let later = cleanmail_schema::now() + chrono::Duration::seconds(30);
         let _ = cleanmail_schema::store::jobs::retry_later(
             &worker.db,
             &id,
             &worker.id,
-            later,
+            attempts,
             &err.to_string(),
         )
         .await;
