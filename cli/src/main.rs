@@ -200,8 +200,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             };
             let db = cleanmail_schema::Db::connect(&config.database_url()).await?;
             db.migrate().await?;
-            let blobs = BlobStore::local(&config.blob_dir)
-                .with_context(|| format!("opening blob store {}", config.blob_dir.display()))?;
+            let blobs = open_blobs(&config)?;
             let settings = report_settings(&config)?;
             let summary = cleanmail_worker::reports::run_due(&db, &blobs, &settings, at).await?;
             println!("{}", serde_json::to_string(&summary)?);
@@ -224,19 +223,11 @@ async fn serve(config: Config, roles: Vec<Role>) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let mut tasks = Vec::new();
     let ingest_ready = Arc::new(tokio::sync::Notify::new());
-    let needs_blobs = roles.contains(&Role::Smtp) || roles.contains(&Role::Worker);
-    let blobs = if needs_blobs {
-        Some(
-            BlobStore::local(&config.blob_dir)
-                .with_context(|| format!("opening blob store {}", config.blob_dir.display()))?,
-        )
-    } else {
-        None
-    };
+    let blobs = open_blobs(&config)?;
 
     // One filtering engine (its model is parsed once) for the SMTP path and the worker's learning.
     let mut engine_in_use: Option<Arc<cleanmail_core::Engine>> = None;
-    if let (true, Some(blobs)) = (roles.contains(&Role::Smtp), &blobs) {
+    if roles.contains(&Role::Smtp) {
         let committer = Committer::spawn(
             db.clone(),
             blobs.clone(),
@@ -281,7 +272,7 @@ async fn serve(config: Config, roles: Vec<Role>) -> anyhow::Result<()> {
         tasks.push(tokio::spawn(server.run(shutdown.clone())));
     }
 
-    if let (true, Some(blobs)) = (roles.contains(&Role::Worker), &blobs) {
+    if roles.contains(&Role::Worker) {
         let settings = WorkerSettings {
             hostname: config.smtp_hostname.clone(),
             retry: RetryPolicy {
@@ -310,11 +301,6 @@ async fn serve(config: Config, roles: Vec<Role>) -> anyhow::Result<()> {
     }
 
     if roles.contains(&Role::Api) {
-        let blobs = match blobs {
-            Some(blobs) => blobs,
-            None => BlobStore::local(&config.blob_dir)
-                .with_context(|| format!("opening blob store {}", config.blob_dir.display()))?,
-        };
         let state = cleanmail_api::AppState::builder(db)
             .blobs(Arc::new(ApiBlobs(blobs)))
             .jwt_secret(config.jwt_secret()?)
@@ -348,6 +334,14 @@ async fn serve(config: Config, roles: Vec<Role>) -> anyhow::Result<()> {
         let _ = task.await;
     }
     Ok(())
+}
+
+/// The configured blob store (a local folder, or an S3-compatible bucket).
+fn open_blobs(config: &Config) -> anyhow::Result<BlobStore> {
+    let blobs = BlobStore::open(&config.blobs)
+        .with_context(|| format!("opening blob store {}", config.blobs))?;
+    tracing::info!(blobs = %config.blobs, "blob store");
+    Ok(blobs)
 }
 
 /// The worker's blob store as the API's [`cleanmail_api::MessageBlobs`].

@@ -10,3 +10,4 @@ mod mail;
 mod policies;
 mod quarantine;
 mod reports;
+mod scale_out;
