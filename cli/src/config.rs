@@ -44,6 +44,8 @@ struct Raw {
     blob_s3_secret_access_key: Option<String>,
     blob_s3_allow_http: bool,
     blob_fsync: bool,
+    queue_url: Option<String>,
+    queue_namespace: String,
     clamd_addr: Option<String>,
     outbound_relay: Option<String>,
     delivery_initial_retry_ms: u64,
@@ -95,6 +97,8 @@ impl Default for Raw {
             blob_s3_secret_access_key: None,
             blob_s3_allow_http: false,
             blob_fsync: true,
+            queue_url: None,
+            queue_namespace: "cleanmail".to_owned(),
             clamd_addr: None,
             outbound_relay: None,
             delivery_initial_retry_ms: 60_000,
@@ -135,6 +139,12 @@ pub struct Config {
     /// `fsync` message blobs before their acceptance commits (power-loss durability; a
     /// local store only: an S3 `PUT` is durable when it returns).
     pub blob_fsync: bool,
+    /// `redis://…`: job notices travel between processes over Redis (the job table stays
+    /// the durable queue); unset: within the process, with the table swept often.
+    pub queue_url: Option<String>,
+    /// First part of the Redis keys (`<namespace>:jobs:<kind>`), for deployments sharing
+    /// one Redis.
+    pub queue_namespace: String,
     /// ClamAV `clamd` TCP address (`host:port`); unset: no ClamAV scan. Found viruses are
     /// refused at DATA by the recipients' virus action; an unreachable clamd is a warning
     /// in the verdict, not a refusal.
@@ -243,6 +253,25 @@ impl Config {
             raw.job_lease_secs >= 3,
             "configuration: job_lease_secs must be at least 3"
         );
+        let queue_url = raw
+            .queue_url
+            .map(|u| u.trim().to_owned())
+            .filter(|u| !u.is_empty());
+        if let Some(url) = &queue_url {
+            anyhow::ensure!(
+                url.starts_with("redis://"),
+                "configuration: queue_url must be redis://[user:password@]host[:port][/db] (got {})",
+                url.split_once('@').map_or(url.as_str(), |(_, host)| host)
+            );
+        }
+        let queue_namespace = raw.queue_namespace.trim().to_owned();
+        anyhow::ensure!(
+            !queue_namespace.is_empty()
+                && queue_namespace
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':')),
+            "configuration: queue_namespace must be letters, digits, - _ . or : (got {queue_namespace:?})"
+        );
         let public_url = raw
             .public_url
             .map(|u| u.trim().trim_end_matches('/').to_owned())
@@ -259,6 +288,8 @@ impl Config {
             report_link_ttl: Duration::from_secs(raw.report_link_ttl_hours.max(1) * 3600),
             blobs,
             blob_fsync: raw.blob_fsync,
+            queue_url,
+            queue_namespace,
             clamd_addr,
             smtp_hostname: raw.smtp_hostname,
             smtp_max_message_size: raw.smtp_max_message_size,
@@ -278,6 +309,16 @@ impl Config {
             default_timezone,
             jwt_secret: raw.jwt_secret.map(SecretString::from),
         })
+    }
+
+    /// The queue URL without credentials, for logs.
+    pub fn queue_label(&self) -> Option<String> {
+        self.queue_url
+            .as_deref()
+            .map(|url| match url.rsplit_once('@') {
+                Some((_, host)) => format!("redis://…@{host}"),
+                None => url.to_owned(),
+            })
     }
 
     /// The database to use: `DATABASE_URL`, or SQLite under the data dir.

@@ -16,6 +16,7 @@ use cleanmail_worker::blobs::BlobStore;
 use cleanmail_worker::delivery::RetryPolicy;
 use cleanmail_worker::ingest::{Committer, IngestHandler};
 use cleanmail_worker::jobs::{Worker, WorkerSettings};
+use cleanmail_worker::notices::JobNotices;
 use cleanmail_worker::reports::ReportSettings;
 use cleanmail_worker::smtp::{SmtpConfig, SmtpServer, TlsSetting};
 use tokio_util::sync::CancellationToken;
@@ -222,8 +223,21 @@ async fn serve(config: Config, roles: Vec<Role>) -> anyhow::Result<()> {
     db.migrate().await.context("migrating the database")?;
     let shutdown = CancellationToken::new();
     let mut tasks = Vec::new();
-    let ingest_ready = Arc::new(tokio::sync::Notify::new());
     let blobs = open_blobs(&config)?;
+    // Job notices: within this process, or between processes over Redis (`queue_url`).
+    let notices = match &config.queue_url {
+        Some(url) if roles.contains(&Role::Smtp) || roles.contains(&Role::Worker) => {
+            JobNotices::redis(url, &config.queue_namespace)
+                .await
+                .with_context(|| {
+                    format!(
+                        "queue_url {}: Redis does not answer",
+                        config.queue_label().unwrap_or_default()
+                    )
+                })?
+        }
+        _ => JobNotices::local(),
+    };
 
     // One filtering engine (its model is parsed once) for the SMTP path and the worker's learning.
     let mut engine_in_use: Option<Arc<cleanmail_core::Engine>> = None;
@@ -232,7 +246,7 @@ async fn serve(config: Config, roles: Vec<Role>) -> anyhow::Result<()> {
             db.clone(),
             blobs.clone(),
             config.blob_fsync,
-            Arc::clone(&ingest_ready),
+            Arc::clone(&notices),
         );
         let mut engine = cleanmail_core::Engine::default();
         if let Some(addr) = &config.clamd_addr {
@@ -294,7 +308,7 @@ async fn serve(config: Config, roles: Vec<Role>) -> anyhow::Result<()> {
             db.clone(),
             blobs.clone(),
             settings,
-            Arc::clone(&ingest_ready),
+            Arc::clone(&notices),
             engine_in_use.unwrap_or_else(|| Arc::new(cleanmail_core::Engine::default())),
         );
         tasks.push(tokio::spawn(worker.run(shutdown.clone())));

@@ -107,9 +107,7 @@ pub async fn run_batch(worker: &Worker, batch: Vec<Job>) -> anyhow::Result<()> {
             warn!(job = %outcome.job_id, error = %err, "removing an unused blob failed");
         }
     }
-    if deliveries > 0 {
-        worker.delivery_ready.notify_one();
-    }
+    worker.notices.committed(DELIVER_MESSAGE, deliveries).await;
     Ok(())
 }
 
