@@ -31,6 +31,8 @@ pub const LOCAL_SWEEP: Duration = Duration::from_millis(250);
 pub const REDIS_SWEEP: Duration = Duration::from_secs(5);
 /// Most notices kept in a Redis list nobody pops (no worker running).
 pub const REDIS_BACKLOG: isize = 1000;
+/// Longest pause between attempts to reach Redis again (the sweep covers the gap).
+const MAX_RECONNECT_PAUSE: Duration = Duration::from_secs(30);
 /// How long one `BLPOP` blocks before the listener checks for shutdown.
 const BLPOP_SECONDS: f64 = 2.0;
 
@@ -113,9 +115,11 @@ impl JobNotices {
         }
     }
 
-    /// Says that `count` jobs of `kind` were committed (call after the commit). Never fails:
-    /// a notice Redis did not take is logged, and the sweep finds the jobs.
-    pub async fn committed(&self, kind: &str, count: usize) {
+    /// Says that `count` jobs of `kind` were committed (call after the commit). Never waits
+    /// and never fails: the Redis push runs on its own task (a committer must not slow down
+    /// while Redis is away), and a notice Redis did not take is logged; the sweep finds the
+    /// jobs.
+    pub fn committed(&self, kind: &str, count: usize) {
         if count == 0 {
             return;
         }
@@ -125,16 +129,19 @@ impl JobNotices {
         if let Some(redis) = &self.redis {
             let key = redis_key(&redis.namespace, kind);
             let mut conn = redis.pushes.clone();
-            let pushed: redis::RedisResult<()> = redis::pipe()
-                .lpush(&key, count)
-                .ignore()
-                .ltrim(&key, 0, REDIS_BACKLOG - 1)
-                .ignore()
-                .query_async(&mut conn)
-                .await;
-            if let Err(err) = pushed {
-                warn!(kind, error = %err, "pushing a job notice to Redis failed (the sweep finds the jobs)");
-            }
+            let kind = kind.to_owned();
+            tokio::spawn(async move {
+                let pushed: redis::RedisResult<()> = redis::pipe()
+                    .lpush(&key, count)
+                    .ignore()
+                    .ltrim(&key, 0, REDIS_BACKLOG - 1)
+                    .ignore()
+                    .query_async(&mut conn)
+                    .await;
+                if let Err(err) = pushed {
+                    warn!(kind, error = %err, "pushing a job notice to Redis failed (the sweep finds the jobs)");
+                }
+            });
         }
     }
 
@@ -174,6 +181,7 @@ impl JobNotices {
         let key = redis_key(&redis.namespace, kind);
         // A connection of its own: BLPOP blocks it. No response timeout, BLPOP has its own.
         let config = redis::AsyncConnectionConfig::new().set_response_timeout(None);
+        let mut pause = Duration::from_secs(1);
         while !shutdown.is_cancelled() {
             let connected = tokio::select! {
                 () = shutdown.cancelled() => return,
@@ -182,13 +190,16 @@ impl JobNotices {
             let mut conn = match connected {
                 Ok(conn) => conn,
                 Err(err) => {
-                    warn!(kind, redis = %redis.label, error = %err, "connecting to Redis for job notices failed");
+                    warn!(kind, redis = %redis.label, error = %err, retry_in = ?pause, "connecting to Redis for job notices failed");
                     tokio::select! {
                         () = shutdown.cancelled() => return,
-                        () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                        () = tokio::time::sleep(pause) => {}
                     }
+                    pause = (pause * 2).min(MAX_RECONNECT_PAUSE);
+                    continue;
                 }
             };
+            pause = Duration::from_secs(1);
             let mut blpop = redis::cmd("BLPOP");
             blpop.arg(&key).arg(BLPOP_SECONDS);
             loop {

@@ -97,7 +97,7 @@ impl Committer {
                 }
                 answer(group, &result);
                 if result.is_ok() {
-                    notices.committed(INGEST_MESSAGE, batch.jobs.len()).await;
+                    notices.committed(INGEST_MESSAGE, batch.jobs.len());
                 }
             }
         });

@@ -107,7 +107,7 @@ pub async fn run_batch(worker: &Worker, batch: Vec<Job>) -> anyhow::Result<()> {
             warn!(job = %outcome.job_id, error = %err, "removing an unused blob failed");
         }
     }
-    worker.notices.committed(DELIVER_MESSAGE, deliveries).await;
+    worker.notices.committed(DELIVER_MESSAGE, deliveries);
     Ok(())
 }
 

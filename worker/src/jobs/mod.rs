@@ -242,7 +242,7 @@ impl Worker {
         loop {
             let now = chrono::Utc::now();
             match crate::reports::run_due(&self.db, &self.blobs, settings, now).await {
-                Ok(summary) => self.notices.committed(DELIVER_MESSAGE, summary.sent).await,
+                Ok(summary) => self.notices.committed(DELIVER_MESSAGE, summary.sent),
                 Err(err) => warn!(error = %err, "running due reports failed"),
             }
             tokio::select! {
