@@ -23,7 +23,6 @@ use tracing::{debug, info, warn};
 
 use crate::ingest::INGEST_MESSAGE;
 use crate::jobs::DELIVER_MESSAGE;
-use crate::learning::LEARN_FEEDBACK;
 
 /// How often the job loops sweep the table when notices stay in the process.
 pub const LOCAL_SWEEP: Duration = Duration::from_millis(250);
@@ -36,8 +35,9 @@ const MAX_RECONNECT_PAUSE: Duration = Duration::from_secs(30);
 /// How long one `BLPOP` blocks before the listener checks for shutdown.
 const BLPOP_SECONDS: f64 = 2.0;
 
-/// The job kinds whose loops wait for notices.
-const KINDS: [&str; 3] = [INGEST_MESSAGE, DELIVER_MESSAGE, LEARN_FEEDBACK];
+/// The job kinds whose loops wait for notices (the others, enqueued by the API or on a
+/// schedule, are found by the sweep).
+const KINDS: [&str; 2] = [INGEST_MESSAGE, DELIVER_MESSAGE];
 
 /// Notices of committed jobs, per job kind; shared by the SMTP committer and the job
 /// loops of one process.

@@ -73,6 +73,9 @@ impl Default for WorkerSettings {
     }
 }
 
+/// How often, at least, the learning loop looks for feedback jobs.
+const LEARN_SWEEP: Duration = Duration::from_secs(1);
+
 /// Shared by the job loops.
 pub struct Worker {
     pub(crate) db: Db,
@@ -225,10 +228,16 @@ impl Worker {
             .await
             {
                 Ok(batch) if !batch.is_empty() => crate::learning::run_batch(&self, batch).await,
-                Ok(_) => self.wait(LEARN_FEEDBACK, &shutdown).await,
+                // Feedback is never urgent: no notices, a slower sweep.
+                Ok(_) => {
+                    tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        () = tokio::time::sleep(self.notices.sweep_interval().max(LEARN_SWEEP)) => {}
+                    }
+                }
                 Err(err) => {
                     warn!(error = %err, "claiming feedback jobs failed");
-                    tokio::time::sleep(LOCAL_SWEEP * 4).await;
+                    tokio::time::sleep(LEARN_SWEEP).await;
                 }
             }
         }
