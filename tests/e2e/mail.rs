@@ -775,16 +775,27 @@ async fn mail_for_a_user_deleted_before_ingest_is_dropped_for_that_user_only() {
             .expect(204);
         let db = store_db(&server).await;
         let garbage = cleanmail_schema::JobId("ingest_message:garbage".to_owned());
+        let garbage_delivery = cleanmail_schema::JobId("deliver_message:garbage".to_owned());
         jobs::enqueue(
             &db,
-            &[cleanmail_schema::models::Job::new(
-                garbage.clone(),
-                cleanmail_worker::ingest::INGEST_MESSAGE,
-                None,
-                "not an ingest job".to_owned(),
-                None,
-                cleanmail_schema::now(),
-            )],
+            &[
+                cleanmail_schema::models::Job::new(
+                    garbage.clone(),
+                    cleanmail_worker::ingest::INGEST_MESSAGE,
+                    None,
+                    "not an ingest job".to_owned(),
+                    None,
+                    cleanmail_schema::now(),
+                ),
+                cleanmail_schema::models::Job::new(
+                    garbage_delivery.clone(),
+                    cleanmail_worker::jobs::DELIVER_MESSAGE,
+                    None,
+                    "{\"not\": \"a delivery\"}".to_owned(),
+                    None,
+                    cleanmail_schema::now(),
+                ),
+            ],
         )
         .await
         .unwrap();
@@ -826,22 +837,29 @@ async fn mail_for_a_user_deleted_before_ingest_is_dropped_for_that_user_only() {
             cleanmail_worker::jobs::ingest_message::RECIPIENT_GONE
         );
 
-        // The unreadable job failed once, for good, and is still there for an operator.
-        let failed = jobs::failed(&db, 10).await.unwrap();
-        assert_eq!(failed.len(), 1, "{backend:?}: {failed:?}");
-        assert_eq!(failed[0].id, garbage);
-        assert_eq!(failed[0].attempts, 1);
-        assert!(
-            failed[0]
-                .last_error
-                .as_deref()
-                .is_some_and(|e| e.starts_with("unreadable payload")),
-            "{:?}",
-            failed[0].last_error
+        // The unreadable jobs failed once, for good, and are still there for an operator.
+        let mut failed = jobs::failed(&db, 10).await.unwrap();
+        failed.sort_by(|a, b| a.id.cmp(&b.id));
+        let ids: Vec<_> = failed.iter().map(|j| j.id.clone()).collect();
+        assert_eq!(
+            ids,
+            [garbage_delivery.clone(), garbage.clone()],
+            "{backend:?}"
         );
+        for job in &failed {
+            assert_eq!(job.attempts, 1, "{job:?}");
+            assert!(
+                job.last_error
+                    .as_deref()
+                    .is_some_and(|e| e.starts_with("unreadable payload")),
+                "{job:?}"
+            );
+        }
         tokio::time::sleep(Duration::from_millis(600)).await;
-        let again = jobs::get(&db, &garbage).await.unwrap().expect("kept");
-        assert_eq!(again.attempts, 1, "a failed job is not claimed again");
+        for id in [&garbage, &garbage_delivery] {
+            let again = jobs::get(&db, id).await.unwrap().expect("kept");
+            assert_eq!(again.attempts, 1, "a failed job is not claimed again");
+        }
         assert_eq!(
             jobs::count(&db, cleanmail_worker::ingest::INGEST_MESSAGE)
                 .await

@@ -37,7 +37,8 @@
 //! - exactly-once effects in the database: a job's effects and its removal commit together,
 //!   and only while its lease is held;
 //! - failures kept in sight: a failed attempt is retried with a growing delay and
-//!   `last_error`, and given up after `store::jobs::MAX_ATTEMPTS`; a job that can never
+//!   `last_error`, and given up after `store::jobs::MAX_ATTEMPTS` (a delivery job when its
+//!   message is older than `delivery_max_age`, like its downstream retries); a job that can never
 //!   succeed (a payload this version cannot read) fails at once. Failed jobs stay in the
 //!   table (`failed_at`, `last_error`) for operators and are not claimed again. A recipient
 //!   deleted between acceptance and its ingest job is a permanent condition too: it is

@@ -174,7 +174,8 @@ pub fn lock_order<T>(items: &mut [T], job_id: impl Fn(&T) -> &JobId) {
     items.sort_by(|a, b| job_id(a).cmp(job_id(b)));
 }
 
-/// Attempts after which a job that keeps failing is given up ([`retry_later`]).
+/// Attempts after which a job that keeps failing is given up ([`retry_later`]; deliveries,
+/// whose attempts are mostly downstream answers, follow their own schedule instead).
 pub const MAX_ATTEMPTS: i32 = 20;
 
 /// The delay before attempt `attempts + 1` of a failing job: 2^attempts seconds, at most an
@@ -214,6 +215,23 @@ pub async fn retry_later(
         });
     }
     let run_at = from_now(retry_delay(attempts));
+    Ok(if reschedule(db, id, worker, run_at, error).await? {
+        Retry::Later
+    } else {
+        Retry::LeaseLost
+    })
+}
+
+/// Releases a claimed job to run again at `run_at`, keeping the error for operators, for
+/// jobs with a retry schedule of their own (deliveries: until the message is too old).
+/// Returns false when `worker` no longer holds the job.
+pub async fn reschedule(
+    db: &Db,
+    id: &JobId,
+    worker: &str,
+    run_at: NaiveDateTime,
+    error: &str,
+) -> Result<bool, StoreError> {
     with_conn!(db, conn => {
         let updated = diesel::update(
             jobs::table.filter(jobs::id.eq(id.clone())).filter(jobs::locked_by.eq(worker)),
@@ -226,7 +244,7 @@ pub async fn retry_later(
         ))
         .execute(conn)
         .await?;
-        Ok(if updated == 1 { Retry::Later } else { Retry::LeaseLost })
+        Ok(updated == 1)
     })
 }
 
