@@ -32,7 +32,8 @@ pub const REDIS_SWEEP: Duration = Duration::from_secs(5);
 pub const REDIS_BACKLOG: isize = 1000;
 /// Longest pause between attempts to reach Redis again (the sweep covers the gap).
 const MAX_RECONNECT_PAUSE: Duration = Duration::from_secs(30);
-/// How long one `BLPOP` blocks before the listener checks for shutdown.
+/// How long one `BLPOP` blocks before it is sent again (so an idle connection stays in use
+/// and a dead one is noticed soon).
 const BLPOP_SECONDS: f64 = 2.0;
 
 /// The job kinds whose loops wait for notices (the others, enqueued by the API or on a
@@ -179,8 +180,11 @@ impl JobNotices {
             return;
         };
         let key = redis_key(&redis.namespace, kind);
-        // A connection of its own: BLPOP blocks it. No response timeout, BLPOP has its own.
-        let config = redis::AsyncConnectionConfig::new().set_response_timeout(None);
+        // A connection of its own: BLPOP blocks it. Its answer is due after BLPOP's own
+        // timeout; a connection that stays silent longer is dead and gets replaced.
+        let config = redis::AsyncConnectionConfig::new().set_response_timeout(Some(
+            Duration::from_secs_f64(BLPOP_SECONDS) + Duration::from_secs(3),
+        ));
         let mut pause = Duration::from_secs(1);
         while !shutdown.is_cancelled() {
             let connected = tokio::select! {
