@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
+use cleanmail_worker::blobs::{BlobLocation, S3Location};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use secrecy::{ExposeSecret, SecretString};
@@ -36,7 +37,15 @@ struct Raw {
     smtp_tls_cert: Option<PathBuf>,
     smtp_tls_key: Option<PathBuf>,
     blob_dir: Option<PathBuf>,
+    blob_url: Option<String>,
+    blob_s3_endpoint: Option<String>,
+    blob_s3_region: Option<String>,
+    blob_s3_access_key_id: Option<String>,
+    blob_s3_secret_access_key: Option<String>,
+    blob_s3_allow_http: bool,
     blob_fsync: bool,
+    queue_url: Option<String>,
+    queue_namespace: String,
     clamd_addr: Option<String>,
     outbound_relay: Option<String>,
     delivery_initial_retry_ms: u64,
@@ -81,7 +90,15 @@ impl Default for Raw {
             smtp_tls_cert: None,
             smtp_tls_key: None,
             blob_dir: None,
+            blob_url: None,
+            blob_s3_endpoint: None,
+            blob_s3_region: None,
+            blob_s3_access_key_id: None,
+            blob_s3_secret_access_key: None,
+            blob_s3_allow_http: false,
             blob_fsync: true,
+            queue_url: None,
+            queue_namespace: "cleanmail".to_owned(),
             clamd_addr: None,
             outbound_relay: None,
             delivery_initial_retry_ms: 60_000,
@@ -116,10 +133,18 @@ pub struct Config {
     pub smtp_max_connections_per_ip: usize,
     /// STARTTLS certificate and key (PEM); a self-signed certificate when unset.
     pub smtp_tls: Option<(PathBuf, PathBuf)>,
-    /// Folder of the local blob store (default `<data-dir>/blobs`).
-    pub blob_dir: PathBuf,
-    /// `fsync` message blobs before their acceptance commits (power-loss durability).
+    /// Where message blobs are: the local folder `blob_dir` (default `<data-dir>/blobs`),
+    /// or an S3-compatible bucket with `blob_url = "s3://bucket/prefix"`.
+    pub blobs: BlobLocation,
+    /// `fsync` message blobs before their acceptance commits (power-loss durability; a
+    /// local store only: an S3 `PUT` is durable when it returns).
     pub blob_fsync: bool,
+    /// `redis://…`: job notices travel between processes over Redis (the job table stays
+    /// the durable queue); unset: within the process, with the table swept often.
+    pub queue_url: Option<String>,
+    /// First part of the Redis keys (`<namespace>:jobs:<kind>`), for deployments sharing
+    /// one Redis.
+    pub queue_namespace: String,
     /// ClamAV `clamd` TCP address (`host:port`); unset: no ClamAV scan. Found viruses are
     /// refused at DATA by the recipients' virus action; an unreachable clamd is a warning
     /// in the verdict, not a refusal.
@@ -184,6 +209,7 @@ impl Config {
         if let Some(v) = cli.smtp_addr {
             raw.smtp_addr = v;
         }
+        let blobs = blob_location(&raw)?;
         let regions: Vec<String> = raw
             .regions
             .iter()
@@ -227,6 +253,25 @@ impl Config {
             raw.job_lease_secs >= 3,
             "configuration: job_lease_secs must be at least 3"
         );
+        let queue_url = raw
+            .queue_url
+            .map(|u| u.trim().to_owned())
+            .filter(|u| !u.is_empty());
+        if let Some(url) = &queue_url {
+            anyhow::ensure!(
+                url.starts_with("redis://"),
+                "configuration: queue_url must be redis://[user:password@]host[:port][/db] (got {})",
+                url.split_once('@').map_or(url.as_str(), |(_, host)| host)
+            );
+        }
+        let queue_namespace = raw.queue_namespace.trim().to_owned();
+        anyhow::ensure!(
+            !queue_namespace.is_empty()
+                && queue_namespace
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':')),
+            "configuration: queue_namespace must be letters, digits, - _ . or : (got {queue_namespace:?})"
+        );
         let public_url = raw
             .public_url
             .map(|u| u.trim().trim_end_matches('/').to_owned())
@@ -241,8 +286,10 @@ impl Config {
             report_interval: (raw.report_interval_secs > 0)
                 .then(|| Duration::from_secs(raw.report_interval_secs)),
             report_link_ttl: Duration::from_secs(raw.report_link_ttl_hours.max(1) * 3600),
-            blob_dir: raw.blob_dir.unwrap_or_else(|| raw.data_dir.join("blobs")),
+            blobs,
             blob_fsync: raw.blob_fsync,
+            queue_url,
+            queue_namespace,
             clamd_addr,
             smtp_hostname: raw.smtp_hostname,
             smtp_max_message_size: raw.smtp_max_message_size,
@@ -262,6 +309,16 @@ impl Config {
             default_timezone,
             jwt_secret: raw.jwt_secret.map(SecretString::from),
         })
+    }
+
+    /// The queue URL without credentials, for logs.
+    pub fn queue_label(&self) -> Option<String> {
+        self.queue_url
+            .as_deref()
+            .map(|url| match url.rsplit_once('@') {
+                Some((_, host)) => format!("redis://…@{host}"),
+                None => url.to_owned(),
+            })
     }
 
     /// The database to use: `DATABASE_URL`, or SQLite under the data dir.
@@ -298,5 +355,143 @@ impl Config {
         let secret = cleanmail_api::random_bytes::<64>().to_vec();
         std::fs::write(&path, &secret).with_context(|| format!("writing {}", path.display()))?;
         Ok(secret)
+    }
+}
+
+/// The blob store: `blob_url` (`s3://bucket/prefix`) with the `blob_s3_*` settings, or the
+/// local folder `blob_dir` (default `<data_dir>/blobs`).
+fn blob_location(raw: &Raw) -> anyhow::Result<BlobLocation> {
+    let blob_url = raw
+        .blob_url
+        .as_deref()
+        .map(str::trim)
+        .filter(|u| !u.is_empty());
+    let Some(url) = blob_url else {
+        anyhow::ensure!(
+            raw.blob_s3_endpoint.is_none()
+                && raw.blob_s3_region.is_none()
+                && raw.blob_s3_access_key_id.is_none()
+                && raw.blob_s3_secret_access_key.is_none(),
+            "configuration: blob_s3_* settings need blob_url = \"s3://bucket/prefix\""
+        );
+        return Ok(BlobLocation::Local(
+            raw.blob_dir
+                .clone()
+                .unwrap_or_else(|| raw.data_dir.join("blobs")),
+        ));
+    };
+    anyhow::ensure!(
+        url.starts_with("s3://"),
+        "configuration: blob_url must be s3://bucket[/prefix] (got {url}); leave it unset for \
+         the local folder blob_dir"
+    );
+    anyhow::ensure!(
+        raw.blob_dir.is_none(),
+        "configuration: set blob_url or blob_dir, not both"
+    );
+    let mut s3 =
+        S3Location::parse(url).map_err(|e| anyhow::anyhow!("configuration: blob_url: {e}"))?;
+    let setting = |value: &Option<String>| {
+        value
+            .as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    s3.endpoint = setting(&raw.blob_s3_endpoint);
+    if let Some(endpoint) = &s3.endpoint {
+        anyhow::ensure!(
+            endpoint.starts_with("https://")
+                || (endpoint.starts_with("http://") && raw.blob_s3_allow_http),
+            "configuration: blob_s3_endpoint must be an https:// URL, or http:// with \
+             blob_s3_allow_http = true (got {endpoint})"
+        );
+    }
+    s3.region = setting(&raw.blob_s3_region);
+    s3.access_key_id = setting(&raw.blob_s3_access_key_id);
+    s3.secret_access_key = setting(&raw.blob_s3_secret_access_key);
+    anyhow::ensure!(
+        s3.access_key_id.is_some() == s3.secret_access_key.is_some(),
+        "configuration: set both blob_s3_access_key_id and blob_s3_secret_access_key, or \
+         neither (then the AWS_* environment variables apply)"
+    );
+    s3.allow_http = raw.blob_s3_allow_http;
+    Ok(BlobLocation::S3(s3))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blobs(raw: Raw) -> anyhow::Result<BlobLocation> {
+        blob_location(&raw)
+    }
+
+    #[test]
+    fn blob_url_selects_an_s3_bucket_and_is_checked() {
+        match blobs(Raw::default()).unwrap() {
+            BlobLocation::Local(dir) => assert_eq!(dir, PathBuf::from("./data/blobs")),
+            other => panic!("{other:?}"),
+        }
+        let s3 = blobs(Raw {
+            blob_url: Some("s3://mail-archive/prod/ch/".into()),
+            blob_s3_endpoint: Some("http://127.0.0.1:5000".into()),
+            blob_s3_allow_http: true,
+            blob_s3_access_key_id: Some("key".into()),
+            blob_s3_secret_access_key: Some("secret".into()),
+            ..Raw::default()
+        })
+        .unwrap();
+        let BlobLocation::S3(s3) = s3 else {
+            panic!("{s3:?}")
+        };
+        assert_eq!(
+            (s3.bucket.as_str(), s3.prefix.as_str()),
+            ("mail-archive", "prod/ch")
+        );
+        assert_eq!(s3.endpoint.as_deref(), Some("http://127.0.0.1:5000"));
+        assert!(!format!("{s3:?}").contains("secret"));
+
+        let refused = |raw: Raw, needle: &str| {
+            let err = blobs(raw).unwrap_err().to_string();
+            assert!(err.contains(needle), "{needle:?} not in {err:?}");
+        };
+        refused(
+            Raw {
+                blob_url: Some("gs://bucket".into()),
+                ..Raw::default()
+            },
+            "blob_url must be s3://",
+        );
+        refused(
+            Raw {
+                blob_url: Some("s3://Bad_Bucket".into()),
+                ..Raw::default()
+            },
+            "blob_url",
+        );
+        refused(
+            Raw {
+                blob_url: Some("s3://bucket".into()),
+                blob_s3_endpoint: Some("http://127.0.0.1:5000".into()),
+                ..Raw::default()
+            },
+            "blob_s3_allow_http",
+        );
+        refused(
+            Raw {
+                blob_url: Some("s3://bucket".into()),
+                blob_s3_access_key_id: Some("key".into()),
+                ..Raw::default()
+            },
+            "blob_s3_secret_access_key",
+        );
+        refused(
+            Raw {
+                blob_s3_region: Some("eu-central-2".into()),
+                ..Raw::default()
+            },
+            "blob_url",
+        );
     }
 }

@@ -16,6 +16,7 @@ use cleanmail_worker::blobs::BlobStore;
 use cleanmail_worker::delivery::RetryPolicy;
 use cleanmail_worker::ingest::{Committer, IngestHandler};
 use cleanmail_worker::jobs::{Worker, WorkerSettings};
+use cleanmail_worker::notices::JobNotices;
 use cleanmail_worker::reports::ReportSettings;
 use cleanmail_worker::smtp::{SmtpConfig, SmtpServer, TlsSetting};
 use tokio_util::sync::CancellationToken;
@@ -200,8 +201,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             };
             let db = cleanmail_schema::Db::connect(&config.database_url()).await?;
             db.migrate().await?;
-            let blobs = BlobStore::local(&config.blob_dir)
-                .with_context(|| format!("opening blob store {}", config.blob_dir.display()))?;
+            let blobs = open_blobs(&config)?;
             let settings = report_settings(&config)?;
             let summary = cleanmail_worker::reports::run_due(&db, &blobs, &settings, at).await?;
             println!("{}", serde_json::to_string(&summary)?);
@@ -223,25 +223,30 @@ async fn serve(config: Config, roles: Vec<Role>) -> anyhow::Result<()> {
     db.migrate().await.context("migrating the database")?;
     let shutdown = CancellationToken::new();
     let mut tasks = Vec::new();
-    let ingest_ready = Arc::new(tokio::sync::Notify::new());
-    let needs_blobs = roles.contains(&Role::Smtp) || roles.contains(&Role::Worker);
-    let blobs = if needs_blobs {
-        Some(
-            BlobStore::local(&config.blob_dir)
-                .with_context(|| format!("opening blob store {}", config.blob_dir.display()))?,
-        )
-    } else {
-        None
+    let blobs = open_blobs(&config)?;
+    // Job notices: within this process, or between processes over Redis (`queue_url`).
+    let notices = match &config.queue_url {
+        Some(url) if roles.contains(&Role::Smtp) || roles.contains(&Role::Worker) => {
+            JobNotices::redis(url, &config.queue_namespace)
+                .await
+                .with_context(|| {
+                    format!(
+                        "queue_url {}: Redis does not answer",
+                        config.queue_label().unwrap_or_default()
+                    )
+                })?
+        }
+        _ => JobNotices::local(),
     };
 
     // One filtering engine (its model is parsed once) for the SMTP path and the worker's learning.
     let mut engine_in_use: Option<Arc<cleanmail_core::Engine>> = None;
-    if let (true, Some(blobs)) = (roles.contains(&Role::Smtp), &blobs) {
+    if roles.contains(&Role::Smtp) {
         let committer = Committer::spawn(
             db.clone(),
             blobs.clone(),
             config.blob_fsync,
-            Arc::clone(&ingest_ready),
+            Arc::clone(&notices),
         );
         let mut engine = cleanmail_core::Engine::default();
         if let Some(addr) = &config.clamd_addr {
@@ -281,7 +286,7 @@ async fn serve(config: Config, roles: Vec<Role>) -> anyhow::Result<()> {
         tasks.push(tokio::spawn(server.run(shutdown.clone())));
     }
 
-    if let (true, Some(blobs)) = (roles.contains(&Role::Worker), &blobs) {
+    if roles.contains(&Role::Worker) {
         let settings = WorkerSettings {
             hostname: config.smtp_hostname.clone(),
             retry: RetryPolicy {
@@ -303,18 +308,13 @@ async fn serve(config: Config, roles: Vec<Role>) -> anyhow::Result<()> {
             db.clone(),
             blobs.clone(),
             settings,
-            Arc::clone(&ingest_ready),
+            Arc::clone(&notices),
             engine_in_use.unwrap_or_else(|| Arc::new(cleanmail_core::Engine::default())),
         );
         tasks.push(tokio::spawn(worker.run(shutdown.clone())));
     }
 
     if roles.contains(&Role::Api) {
-        let blobs = match blobs {
-            Some(blobs) => blobs,
-            None => BlobStore::local(&config.blob_dir)
-                .with_context(|| format!("opening blob store {}", config.blob_dir.display()))?,
-        };
         let state = cleanmail_api::AppState::builder(db)
             .blobs(Arc::new(ApiBlobs(blobs)))
             .jwt_secret(config.jwt_secret()?)
@@ -349,6 +349,14 @@ async fn serve(config: Config, roles: Vec<Role>) -> anyhow::Result<()> {
         let _ = task.await;
     }
     Ok(())
+}
+
+/// The configured blob store (a local folder, or an S3-compatible bucket).
+fn open_blobs(config: &Config) -> anyhow::Result<BlobStore> {
+    let blobs = BlobStore::open(&config.blobs)
+        .with_context(|| format!("opening blob store {}", config.blobs))?;
+    tracing::info!(blobs = %config.blobs, "blob store");
+    Ok(blobs)
 }
 
 /// The worker's blob store as the API's [`cleanmail_api::MessageBlobs`].

@@ -231,6 +231,8 @@ pub struct Job {
     pub locked_until: Option<NaiveDateTime>,
     pub last_error: Option<String>,
     pub created_at: NaiveDateTime,
+    /// When the job failed for good (see [`crate::store::jobs::fail`]); never claimed again.
+    pub failed_at: Option<NaiveDateTime>,
 }
 
 impl Job {
@@ -255,6 +257,7 @@ impl Job {
             locked_until: None,
             last_error: None,
             created_at: crate::now(),
+            failed_at: None,
         }
     }
 }

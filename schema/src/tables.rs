@@ -153,6 +153,7 @@ table! {
         locked_until -> Nullable<Timestamp>,
         last_error -> Nullable<Text>,
         created_at -> Timestamp,
+        failed_at -> Nullable<Timestamp>,
     }
 }
 

@@ -186,6 +186,55 @@ impl Server {
         self.smtp = smtp;
     }
 
+    /// Like [`Server::kill_and_restart`], with `env` in place of the extra environment
+    /// variables the server was started with.
+    pub fn restart_with(&mut self, env: &[(&str, &str)]) {
+        self.env = TEST_ENV
+            .iter()
+            .chain(env)
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        self.kill_and_restart();
+    }
+
+    /// Starts another `cleanmail serve --role worker` on this server's database and data dir
+    /// (the same settings plus `env`), and waits until its job loops run.
+    pub fn start_worker(&self, env: &[(&str, &str)]) -> WorkerProcess {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let mut child = Command::new(BIN)
+            .args(["serve", "--role", "worker"])
+            .env("DATABASE_URL", &self.db.url)
+            .env("CLEANMAIL_DATA_DIR", self.data_dir.path())
+            .env("CLEANMAIL_LOG", "info")
+            .env("NO_COLOR", "1")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .envs(env.iter().copied())
+            .env_remove("CLEANMAIL_ROLE")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting cleanmail serve --role worker");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if strip_ansi(&line).contains("job worker started") {
+                    let _ = tx.send(());
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        if rx.recv_timeout(Duration::from_secs(60)).is_err() {
+            let _ = child.kill();
+            panic!(
+                "worker did not start; log:\n{}",
+                log.lock().unwrap().join("\n")
+            );
+        }
+        WorkerProcess { child, log }
+    }
+
     /// The server's log so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap().join("\n")
@@ -307,6 +356,26 @@ fn spawn(
         }
     }
     (child, base.unwrap(), smtp.unwrap())
+}
+
+/// A `cleanmail serve --role worker` process beside a [`Server`]; killed on drop.
+pub struct WorkerProcess {
+    child: Child,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl WorkerProcess {
+    /// The worker's log so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 impl Drop for Server {

@@ -739,6 +739,137 @@ async fn mail_recipients_whose_policies_disagree_get_it_quarantined_not_refused(
     }
 }
 
+/// A recipient whose user is deleted between acceptance and the ingest job is dropped (and
+/// logged so), the other recipient gets the message and the job finishes; an ingest job
+/// this version cannot read fails for good at once, kept for operators, never retried.
+#[tokio::test]
+async fn mail_for_a_user_deleted_before_ingest_is_dropped_for_that_user_only() {
+    use cleanmail_schema::store::jobs;
+    for backend in backends() {
+        let sink = sink().await;
+        // No worker yet: the message waits in the queue while its recipient goes.
+        let mut server = Server::start_with(backend, &[("CLEANMAIL_ROLE", "api,smtp")]).await;
+        let admin = server.client(&server.admin_key("root@platform.test"));
+        let fx = Fixture::create(&admin, "Vanished").await;
+        admin
+            .patch(
+                &format!("/api/v1/domains/{}", fx.domain),
+                json!({ "destination": sink.addr().to_string(), "state": "live" }),
+            )
+            .await
+            .expect(200);
+        let (_anna_id, anna) = add_user(&admin, &fx, "anna").await;
+        let jean = format!("jean@{}", fx.domain_name);
+        let raw = message(
+            "alice@sender.example",
+            &jean,
+            "Both of you",
+            "vanished-1@sender.example",
+            "Hello.",
+        );
+        let reply = send(server.smtp, "alice@sender.example", &[&jean, &anna], &raw).await;
+        assert!(reply.is_ok(), "{backend:?}: {reply:?}");
+        admin
+            .delete(&format!("/api/v1/users/{}", fx.user))
+            .await
+            .expect(204);
+        let db = store_db(&server).await;
+        let garbage = cleanmail_schema::JobId("ingest_message:garbage".to_owned());
+        let garbage_delivery = cleanmail_schema::JobId("deliver_message:garbage".to_owned());
+        jobs::enqueue(
+            &db,
+            &[
+                cleanmail_schema::models::Job::new(
+                    garbage.clone(),
+                    cleanmail_worker::ingest::INGEST_MESSAGE,
+                    None,
+                    "not an ingest job".to_owned(),
+                    None,
+                    cleanmail_schema::now(),
+                ),
+                cleanmail_schema::models::Job::new(
+                    garbage_delivery.clone(),
+                    cleanmail_worker::jobs::DELIVER_MESSAGE,
+                    None,
+                    "{\"not\": \"a delivery\"}".to_owned(),
+                    None,
+                    cleanmail_schema::now(),
+                ),
+            ],
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            jobs::count(&db, cleanmail_worker::ingest::INGEST_MESSAGE)
+                .await
+                .unwrap(),
+            2
+        );
+
+        server.restart_with(&[]);
+        let arrived = sink.wait_for(1, Duration::from_secs(20)).await;
+        assert_eq!(arrived.len(), 1, "{backend:?}: {}", server.log());
+        assert_eq!(arrived[0].rcpt_to, vec![anna.clone()]);
+
+        // The job finished: the log lists jean as dropped, anna as delivered.
+        let mut entry = None;
+        for _ in 0..100 {
+            let log = message_store::log(&db, &Scope::Platform, 10).await.unwrap();
+            entry = log
+                .into_iter()
+                .find(|l| l.subject == "Both of you" && l.state == "delivered");
+            if entry.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let entry = entry.unwrap_or_else(|| panic!("{backend:?}: not delivered; {}", server.log()));
+        let actions: serde_json::Value = serde_json::from_str(&entry.actions).unwrap();
+        let dropped = actions
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["recipient"] == jean.as_str())
+            .expect("jean in the actions");
+        assert_eq!(dropped["state"], "dropped", "{actions}");
+        assert_eq!(
+            dropped["reason"],
+            cleanmail_worker::jobs::ingest_message::RECIPIENT_GONE
+        );
+
+        // The unreadable jobs failed once, for good, and are still there for an operator.
+        let mut failed = jobs::failed(&db, 10).await.unwrap();
+        failed.sort_by(|a, b| a.id.cmp(&b.id));
+        let ids: Vec<_> = failed.iter().map(|j| j.id.clone()).collect();
+        assert_eq!(
+            ids,
+            [garbage_delivery.clone(), garbage.clone()],
+            "{backend:?}"
+        );
+        for job in &failed {
+            assert_eq!(job.attempts, 1, "{job:?}");
+            assert!(
+                job.last_error
+                    .as_deref()
+                    .is_some_and(|e| e.starts_with("unreadable payload")),
+                "{job:?}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        for id in [&garbage, &garbage_delivery] {
+            let again = jobs::get(&db, id).await.unwrap().expect("kept");
+            assert_eq!(again.attempts, 1, "a failed job is not claimed again");
+        }
+        assert_eq!(
+            jobs::count(&db, cleanmail_worker::ingest::INGEST_MESSAGE)
+                .await
+                .unwrap(),
+            1,
+            "only the failed job is left"
+        );
+    }
+}
+
 /// ClamAV in the SMTP path, against a real clamd (`.ci/start-clamd`, `TEST_CLAMD_ADDR`):
 /// the test signature, which no built-in rule knows, is refused at DATA.
 #[tokio::test]

@@ -11,3 +11,4 @@ mod outbound;
 mod policies;
 mod quarantine;
 mod reports;
+mod scale_out;

@@ -1,13 +1,91 @@
-//! The blob store for raw messages: `object_store` (a local folder by default).
+//! The blob store for raw messages: `object_store`, a local folder by default or an
+//! S3-compatible bucket ([`S3Location`]).
+//!
+//! Durability: a local store writes, then (with `fsync`) flushes files and folders before
+//! [`BlobStore::put_group`] returns; an S3 `PUT` returns only once the object is stored, so
+//! there is nothing to flush.
 
 use std::collections::BTreeSet;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use anyhow::Context as _;
+use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
+use object_store::prefix::PrefixStore;
 use object_store::{ObjectStore, ObjectStoreExt as _, PutPayload};
+
+/// Where an S3-compatible blob store is (`blob_url = "s3://bucket/prefix"` and the
+/// `blob_s3_*` settings). Unset fields come from the standard `AWS_*` environment variables
+/// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT`, …).
+#[derive(Clone, Default)]
+pub struct S3Location {
+    pub bucket: String,
+    /// Key prefix inside the bucket (no leading or trailing `/`); empty for none.
+    pub prefix: String,
+    /// Endpoint of an S3-compatible server (`http://127.0.0.1:5000`); AWS when unset.
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    /// Allow a plain-HTTP endpoint (a local server).
+    pub allow_http: bool,
+}
+
+impl std::fmt::Debug for S3Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Location")
+            .field("bucket", &self.bucket)
+            .field("prefix", &self.prefix)
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("allow_http", &self.allow_http)
+            .finish_non_exhaustive()
+    }
+}
+
+impl S3Location {
+    /// Parses `s3://bucket` or `s3://bucket/prefix`; the other fields stay unset.
+    pub fn parse(url: &str) -> anyhow::Result<Self> {
+        let rest = url
+            .strip_prefix("s3://")
+            .with_context(|| format!("{url}: not an s3://bucket[/prefix] URL"))?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        anyhow::ensure!(!bucket.is_empty(), "{url}: no bucket name");
+        anyhow::ensure!(
+            bucket
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.'),
+            "{url}: {bucket:?} is not an S3 bucket name"
+        );
+        Ok(Self {
+            bucket: bucket.to_owned(),
+            prefix: prefix.trim_matches('/').to_owned(),
+            ..Self::default()
+        })
+    }
+}
+
+/// Where the blob store is.
+#[derive(Debug, Clone)]
+pub enum BlobLocation {
+    /// A local folder (created if missing).
+    Local(PathBuf),
+    /// An S3-compatible bucket.
+    S3(S3Location),
+}
+
+impl std::fmt::Display for BlobLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Local(dir) => write!(f, "{}", dir.display()),
+            Self::S3(s3) if s3.prefix.is_empty() => write!(f, "s3://{}", s3.bucket),
+            Self::S3(s3) => write!(f, "s3://{}/{}", s3.bucket, s3.prefix),
+        }
+    }
+}
 
 /// Raw message bytes by key; cheap to clone.
 #[derive(Clone)]
@@ -33,6 +111,45 @@ impl BlobStore {
         Ok(Self {
             store: Arc::new(LocalFileSystem::new_with_prefix(&root)?),
             local_root: Some(root),
+        })
+    }
+
+    /// The store at `location`.
+    pub fn open(location: &BlobLocation) -> anyhow::Result<Self> {
+        match location {
+            BlobLocation::Local(dir) => Self::local(dir),
+            BlobLocation::S3(s3) => Self::s3(s3),
+        }
+    }
+
+    /// A store in an S3-compatible bucket (no request is made here).
+    pub fn s3(location: &S3Location) -> anyhow::Result<Self> {
+        let mut builder = AmazonS3Builder::from_env().with_bucket_name(&location.bucket);
+        if let Some(endpoint) = &location.endpoint {
+            // S3-compatible servers (MinIO, Ceph, moto) address buckets by path.
+            builder = builder
+                .with_endpoint(endpoint)
+                .with_virtual_hosted_style_request(false);
+        }
+        if let Some(region) = &location.region {
+            builder = builder.with_region(region);
+        }
+        if let Some(key) = &location.access_key_id {
+            builder = builder.with_access_key_id(key);
+        }
+        if let Some(secret) = &location.secret_access_key {
+            builder = builder.with_secret_access_key(secret);
+        }
+        if location.allow_http {
+            builder = builder.with_allow_http(true);
+        }
+        let store = builder
+            .build()
+            .with_context(|| format!("configuring S3 bucket {}", location.bucket))?;
+        Ok(if location.prefix.is_empty() {
+            Self::from_store(Arc::new(store))
+        } else {
+            Self::from_store(Arc::new(PrefixStore::new(store, location.prefix.as_str())))
         })
     }
 

@@ -80,10 +80,15 @@ pub(crate) async fn run_batch(worker: &Worker, batch: Vec<Job>) {
     for (tenant, jobs) in by_tenant {
         if let Err(err) = learn_tenant(worker, &tenant, &jobs).await {
             warn!(tenant = %tenant, error = %err, "learning feedback failed; retrying later");
-            let later = cleanmail_schema::now() + chrono::Duration::seconds(30);
             for job in &jobs {
-                let _ = jobs::retry_later(&worker.db, &job.id, &worker.id, later, &err.to_string())
-                    .await;
+                let _ = jobs::retry_later(
+                    &worker.db,
+                    &job.id,
+                    &worker.id,
+                    job.attempts,
+                    &err.to_string(),
+                )
+                .await;
             }
         }
     }

@@ -121,7 +121,9 @@ pub async fn store_learned(
             if written == 0 {
                 return Ok::<_, StoreError>(false);
             }
-            for id in done {
+            let mut done = done.to_vec();
+            crate::store::jobs::lock_order(&mut done, |id| id);
+            for id in &done {
                 // A job whose lease went to another worker will be learned there: roll back.
                 if !crate::store::jobs::delete_claimed!(conn, id, worker) {
                     return Err(StoreError::Conflict(format!("job {id} is no longer ours")));

@@ -4,6 +4,8 @@
 //! The writers run in jobs that carry their tenant id in every row they write; the reads
 //! for the quarantine and retention store are in [`crate::store::messages`] and scoped.
 
+use std::collections::BTreeMap;
+
 use chrono::NaiveDateTime;
 use diesel::upsert::excluded;
 use diesel::{ExpressionMethods as _, QueryDsl as _};
@@ -11,7 +13,7 @@ use diesel::{ExpressionMethods as _, QueryDsl as _};
 use crate::db::with_conn;
 use crate::models::{Job, Message, MessageLogEntry, TrafficCounter};
 use crate::store::jobs::delete_claimed;
-use crate::tables::{jobs, message_log, messages, traffic_counters};
+use crate::tables::{jobs, message_log, messages, tenants, traffic_counters};
 use crate::{Db, DomainId, JobId, MessageLogId, StoreError, TenantId};
 
 /// Job kind of [`DeliverMessage`].
@@ -68,11 +70,12 @@ pub struct AcceptedBatch {
     pub counters: Vec<TrafficCounter>,
 }
 
-/// Adds counters row by row (several increments of one domain and hour in one batch are
-/// fine: each statement sees the previous one's row).
+/// Adds counters, merged per domain and hour and upserted in (domain, hour) order: two
+/// transactions adding to the same counters lock their rows in the same order, so they
+/// queue instead of deadlocking.
 macro_rules! add_counters {
     ($conn:ident, $counters:expr) => {
-        for counter in $counters.iter() {
+        for counter in $crate::store::mail::merge_counters($counters).values() {
             diesel::insert_into(traffic_counters::table)
                 .values(counter)
                 .on_conflict((traffic_counters::domain_id, traffic_counters::hour))
@@ -95,6 +98,30 @@ macro_rules! add_counters {
                 .await?;
         }
     };
+}
+
+/// Sums counters of the same domain and hour, keyed (and so ordered) by both.
+pub(crate) fn merge_counters<'a>(
+    counters: impl IntoIterator<Item = &'a TrafficCounter>,
+) -> BTreeMap<(DomainId, NaiveDateTime), TrafficCounter> {
+    let mut merged: BTreeMap<(DomainId, NaiveDateTime), TrafficCounter> = BTreeMap::new();
+    for counter in counters {
+        let sum = merged
+            .entry((counter.domain_id.clone(), counter.hour))
+            .or_insert_with(|| TrafficCounter {
+                domain_id: counter.domain_id.clone(),
+                hour: counter.hour,
+                tenant_id: counter.tenant_id.clone(),
+                ..TrafficCounter::default()
+            });
+        sum.clean += counter.clean;
+        sum.newsletter += counter.newsletter;
+        sum.spam += counter.spam;
+        sum.phishing += counter.phishing;
+        sum.virus += counter.virus;
+        sum.rejected += counter.rejected;
+    }
+    merged
 }
 
 /// Whether a message row or a queued job still refers to the blob `key`.
@@ -159,7 +186,7 @@ pub async fn commit_accepted(db: &Db, batch: &AcceptedBatch) -> Result<(), Store
                     .execute(conn)
                     .await?;
             }
-            add_counters!(conn, batch.counters);
+            add_counters!(conn, &batch.counters);
             Ok::<_, StoreError>(())
         })
         .await
@@ -190,9 +217,26 @@ pub async fn record_ingest(
     with_conn!(db, conn => {
         conn.transaction(async |conn| {
             let mut recorded = 0;
-            for outcome in outcomes {
+            let mut counters = Vec::new();
+            // Job rows in lock order, counters after them (see `store::jobs::heartbeat`).
+            let mut ordered: Vec<&IngestOutcome> = outcomes.iter().collect();
+            crate::store::jobs::lock_order(&mut ordered, |o| &o.job_id);
+            for outcome in ordered {
                 if !delete_claimed!(conn, outcome.job_id, worker) {
                     continue;
+                }
+                recorded += 1;
+                if outcome.messages.is_empty() && outcome.jobs.is_empty() {
+                    // Every recipient was dropped; if that is because the whole tenant was
+                    // deleted, there is no log left to write to: the job just goes.
+                    let tenant: i64 = tenants::table
+                        .filter(tenants::id.eq(outcome.log_entry.tenant_id.clone()))
+                        .count()
+                        .get_result(conn)
+                        .await?;
+                    if tenant == 0 {
+                        continue;
+                    }
                 }
                 diesel::insert_into(message_log::table)
                     .values(&outcome.log_entry)
@@ -206,7 +250,7 @@ pub async fn record_ingest(
                         .execute(conn)
                         .await?;
                 }
-                add_counters!(conn, outcome.counters);
+                counters.extend(&outcome.counters);
                 for job in &outcome.jobs {
                     diesel::insert_into(jobs::table)
                         .values(job)
@@ -214,8 +258,8 @@ pub async fn record_ingest(
                         .execute(conn)
                         .await?;
                 }
-                recorded += 1;
             }
+            add_counters!(conn, counters);
             Ok::<_, StoreError>(recorded)
         })
         .await

@@ -12,10 +12,12 @@ use std::sync::Arc;
 
 use cleanmail_schema::Db;
 use cleanmail_schema::store::mail::{AcceptedBatch, commit_accepted};
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tracing::warn;
 
 use crate::blobs::BlobStore;
+use crate::ingest::INGEST_MESSAGE;
+use crate::notices::JobNotices;
 
 /// Most pending items folded into one transaction.
 const MAX_GROUP: usize = 2048;
@@ -34,10 +36,10 @@ pub struct Committer {
 }
 
 impl Committer {
-    /// Starts the committer task. `committed` is notified after each commit that made jobs
-    /// durable (the in-process worker wakes up on it). With `fsync_blobs`, blob files of a
+    /// Starts the committer task. `notices` hear of each commit that made ingest jobs
+    /// durable (the worker, in this process or, over Redis, another, wakes up on it). With `fsync_blobs`, blob files of a
     /// group are flushed to disk (local store) before its transaction commits.
-    pub fn spawn(db: Db, blobs: BlobStore, fsync_blobs: bool, committed: Arc<Notify>) -> Self {
+    pub fn spawn(db: Db, blobs: BlobStore, fsync_blobs: bool, notices: Arc<JobNotices>) -> Self {
         let (tx, mut rx) = mpsc::channel::<Pending>(8192);
         // Two stages, so one group's blobs are flushed while the previous group commits.
         let (flushed_tx, mut flushed_rx) = mpsc::channel::<Vec<Pending>>(4);
@@ -93,10 +95,10 @@ impl Committer {
                 if let Err(err) = &result {
                     warn!(error = %err, messages = group.len(), "group commit failed");
                 }
-                if result.is_ok() && !batch.jobs.is_empty() {
-                    committed.notify_one();
-                }
                 answer(group, &result);
+                if result.is_ok() {
+                    notices.committed(INGEST_MESSAGE, batch.jobs.len());
+                }
             }
         });
         Self { tx }

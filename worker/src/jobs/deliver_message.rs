@@ -9,6 +9,7 @@
 use chrono::{DateTime, Utc};
 use cleanmail_schema::JobId;
 use cleanmail_schema::models::Job;
+use cleanmail_schema::store::jobs as job_store;
 use cleanmail_schema::store::mail::{
     DeliveryAttempt, NextStep, blob_unused, record_delivery_attempt,
 };
@@ -23,20 +24,43 @@ use crate::delivery::{
 
 pub use cleanmail_schema::store::mail::{DELIVER_MESSAGE, DeliverMessage};
 
-/// Runs one claimed delivery job; errors are logged and the job retried later.
+/// Runs one claimed delivery job. An error (the database or blob store away) is retried on
+/// the delivery schedule until the message is too old, then the job fails for good and stays
+/// for operators; so does a payload this version cannot read, at once.
 pub async fn run(worker: &Worker, job: Job) {
     let id = job.id.clone();
-    if let Err(err) = attempt(worker, job).await {
-        warn!(job = %id, error = %err, "delivery attempt failed");
-        let later = cleanmail_schema::now() + chrono::Duration::seconds(30);
-        let _ = cleanmail_schema::store::jobs::retry_later(
-            &worker.db,
-            &id,
-            &worker.id,
-            later,
-            &err.to_string(),
-        )
-        .await;
+    let delivery: DeliverMessage = match serde_json::from_str(&job.payload) {
+        Ok(delivery) => delivery,
+        Err(err) => {
+            warn!(job = %id, error = %err, "unreadable delivery job failed for good");
+            let error = format!("unreadable payload: {err}");
+            let _ = job_store::fail(&worker.db, &id, &worker.id, &error).await;
+            return;
+        }
+    };
+    let arrived_at = DateTime::<Utc>::from_naive_utc_and_offset(delivery.arrived_at, Utc);
+    let attempts = job.attempts;
+    if let Err(err) = attempt(worker, job, delivery).await {
+        let failed_attempts = u32::try_from(attempts).unwrap_or(u32::MAX);
+        let next = worker
+            .settings
+            .retry
+            .next_attempt(arrived_at, failed_attempts, Utc::now());
+        let error = err.to_string();
+        let recorded = match next {
+            Some(at) => {
+                warn!(job = %id, error, "delivery attempt failed, retrying later");
+                job_store::reschedule(&worker.db, &id, &worker.id, at.naive_utc(), &error).await
+            }
+            None => {
+                warn!(job = %id, error, "delivery attempt failed, given up");
+                let error = format!("gave up after {attempts} attempts: {error}");
+                job_store::fail(&worker.db, &id, &worker.id, &error).await
+            }
+        };
+        if let Err(err) = recorded {
+            warn!(job = %id, error = %err, "rescheduling a delivery job failed");
+        }
     }
 }
 
@@ -46,8 +70,7 @@ fn parse_destination(destination: &str) -> Option<(String, u16)> {
     Some((host.to_owned(), port.parse().ok()?))
 }
 
-async fn attempt(worker: &Worker, job: Job) -> anyhow::Result<()> {
-    let mut delivery: DeliverMessage = serde_json::from_str(&job.payload)?;
+async fn attempt(worker: &Worker, job: Job, mut delivery: DeliverMessage) -> anyhow::Result<()> {
     let failed_attempts = u32::try_from(job.attempts).unwrap_or(u32::MAX);
     let destination = match &delivery.domain_id {
         Some(domain_id) => {

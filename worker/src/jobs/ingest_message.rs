@@ -10,7 +10,7 @@
 //! copy that expires after the quarantine expiry. Everything, including removing the job,
 //! is one transaction, so a job run twice (after a crash) records its effects once.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{Duration as TimeDelta, NaiveDateTime};
@@ -18,42 +18,53 @@ use cleanmail_core::policy::BackupWebmail;
 use cleanmail_core::{Action, Category, EffectivePolicy};
 use cleanmail_schema::models::{Job, Message, MessageLogEntry, TrafficCounter};
 use cleanmail_schema::store::jobs as job_store;
-use cleanmail_schema::store::mail::{IngestOutcome, record_ingest};
-use cleanmail_schema::{DomainId, JobId, MessageId, UserId};
+use cleanmail_schema::store::mail::{IngestOutcome, blob_unused, record_ingest};
+use cleanmail_schema::{DomainId, JobId, MessageId, StoreError, UserId};
 use tracing::{debug, warn};
 
 use super::{DELIVER_MESSAGE, DeliverMessage, Worker};
 use crate::ingest::{IngestMessage, hour_of};
+
+/// Why a recipient accepted at SMTP time gets nothing: its user (or the user's domain or
+/// tenant) was deleted before the ingest job ran.
+pub const RECIPIENT_GONE: &str = "recipient deleted after acceptance";
+
+/// State of a dropped recipient, and of the log entry when every recipient was dropped.
+pub const DROPPED: &str = "dropped";
 
 /// Runs a batch of claimed ingest jobs and records them together.
 pub async fn run_batch(worker: &Worker, batch: Vec<Job>) -> anyhow::Result<()> {
     let mut outcomes = Vec::with_capacity(batch.len());
     let attempts: BTreeMap<JobId, i32> = batch.iter().map(|j| (j.id.clone(), j.attempts)).collect();
     let mut policies: HashMap<UserId, Arc<EffectivePolicy>> = HashMap::new();
+    let mut gone: HashSet<UserId> = HashSet::new();
     'jobs: for job in batch {
         let message = match serde_json::from_str::<IngestMessage>(&job.payload) {
             Ok(message) => message,
             Err(err) => {
-                // A payload this version cannot read: park it for an operator.
-                warn!(job = %job.id, error = %err, "unreadable ingest job");
-                let later = cleanmail_schema::now() + TimeDelta::hours(1);
-                job_store::retry_later(&worker.db, &job.id, &worker.id, later, &err.to_string())
-                    .await?;
+                // Retrying cannot make this version read it: keep it for an operator.
+                warn!(job = %job.id, error = %err, "unreadable ingest job failed for good");
+                let error = format!("unreadable payload: {err}");
+                job_store::fail(&worker.db, &job.id, &worker.id, &error).await?;
                 continue;
             }
         };
         for recipient in &message.recipients {
-            if policies.contains_key(&recipient.user_id) {
+            if policies.contains_key(&recipient.user_id) || gone.contains(&recipient.user_id) {
                 continue;
             }
             match worker.policies.for_user(&recipient.user_id).await {
                 Ok(policy) => {
                     policies.insert(recipient.user_id.clone(), policy);
                 }
+                // Deleted since acceptance: a permanent condition, the recipient is dropped
+                // (and logged as such) and the others get their mail.
+                Err(StoreError::NotFound) => {
+                    gone.insert(recipient.user_id.clone());
+                }
                 Err(err) => {
-                    // The database is away, or the user was deleted meanwhile.
                     warn!(job = %job.id, error = %err, "reading a recipient's policy failed");
-                    retry_with_backoff(worker, &job.id, job.attempts, &err.to_string()).await?;
+                    retry(worker, &job.id, job.attempts, &err.to_string()).await?;
                     continue 'jobs;
                 }
             }
@@ -64,8 +75,9 @@ pub async fn run_batch(worker: &Worker, batch: Vec<Job>) -> anyhow::Result<()> {
     match record_ingest(&worker.db, &worker.id, &outcomes).await {
         Ok(recorded) => debug!(recorded, deliveries, "ingest batch recorded"),
         Err(err) if outcomes.len() > 1 => {
-            // One bad job (say, its user was deleted meanwhile) must not hold up the rest:
-            // record them one by one and park the ones that fail.
+            // One bad job (say, its user was deleted after its policy was read) must not
+            // hold up the rest: record them one by one and retry the ones that fail (the
+            // retry reads the policies again and drops the deleted recipients).
             warn!(error = %err, "ingest batch failed, recording jobs one by one");
             for outcome in &outcomes {
                 record_one(worker, outcome, &attempts).await?;
@@ -77,13 +89,29 @@ pub async fn run_batch(worker: &Worker, batch: Vec<Job>) -> anyhow::Result<()> {
             }
         }
     }
-    if deliveries > 0 {
-        worker.delivery_ready.notify_one();
+    // A message nobody keeps (every recipient dropped): its blob goes now, as after the last
+    // delivery. A crash here leaves an unused file, never a row pointing at nothing.
+    for outcome in outcomes
+        .iter()
+        .filter(|o| o.messages.is_empty() && o.jobs.is_empty())
+    {
+        let Some(key) = &outcome.log_entry.blob_key else {
+            continue;
+        };
+        let removed = match blob_unused(&worker.db, key).await {
+            Ok(true) => worker.blobs.delete(key).await,
+            Ok(false) => Ok(()),
+            Err(err) => Err(err.into()),
+        };
+        if let Err(err) = removed {
+            warn!(job = %outcome.job_id, error = %err, "removing an unused blob failed");
+        }
     }
+    worker.notices.committed(DELIVER_MESSAGE, deliveries);
     Ok(())
 }
 
-/// Records one job; on failure reschedules it with a growing delay (up to an hour).
+/// Records one job; on failure retries it later.
 async fn record_one(
     worker: &Worker,
     outcome: &IngestOutcome,
@@ -92,27 +120,18 @@ async fn record_one(
     if let Err(err) = record_ingest(&worker.db, &worker.id, std::slice::from_ref(outcome)).await {
         warn!(job = %outcome.job_id, error = %err, "ingest job failed, retrying later");
         let attempts = attempts.get(&outcome.job_id).copied().unwrap_or(1);
-        retry_with_backoff(worker, &outcome.job_id, attempts, &err.to_string()).await?;
+        retry(worker, &outcome.job_id, attempts, &err.to_string()).await?;
     }
     Ok(())
 }
 
-/// Reschedules a job with a delay growing with its attempts (up to an hour).
-async fn retry_with_backoff(
-    worker: &Worker,
-    job_id: &JobId,
-    attempts: i32,
-    error: &str,
-) -> anyhow::Result<()> {
-    let delay = TimeDelta::seconds((1i64 << attempts.clamp(1, 12)).min(3600));
-    job_store::retry_later(
-        &worker.db,
-        job_id,
-        &worker.id,
-        cleanmail_schema::now() + delay,
-        error,
-    )
-    .await?;
+/// Retries a job later (given up after `MAX_ATTEMPTS`, see `store::jobs::retry_later`).
+async fn retry(worker: &Worker, job_id: &JobId, attempts: i32, error: &str) -> anyhow::Result<()> {
+    if job_store::retry_later(&worker.db, job_id, &worker.id, attempts, error).await?
+        == job_store::Retry::GaveUp
+    {
+        warn!(job = %job_id, error, "ingest job failed for good");
+    }
     Ok(())
 }
 
@@ -121,7 +140,8 @@ fn days(n: u16) -> TimeDelta {
 }
 
 /// The effects of one ingest job (pure: no I/O). `policies` holds the effective policy of
-/// every recipient's user; a recipient without one is left out.
+/// every recipient's user; a recipient without one (its user was deleted) is dropped: the
+/// log lists it as `dropped` ([`RECIPIENT_GONE`]) and it gets no copy, delivery or count.
 pub fn plan(
     job_id: JobId,
     message: &IngestMessage,
@@ -151,6 +171,14 @@ pub fn plan(
             continue;
         };
         let Some(policy) = policies.get(&recipient.user_id).map(|p| &p.policy) else {
+            actions.push(serde_json::json!({
+                "recipient": recipient.address,
+                "user_id": recipient.user_id,
+                "category": decision.category.as_str(),
+                "action": "drop",
+                "reason": RECIPIENT_GONE,
+                "state": DROPPED,
+            }));
             continue;
         };
         categories
@@ -276,10 +304,12 @@ pub fn plan(
         })
         .collect();
 
-    let state = if jobs.is_empty() {
-        "quarantined"
-    } else {
+    let state = if !jobs.is_empty() {
         "queued"
+    } else if actions.iter().all(|a| a["state"] == DROPPED) {
+        DROPPED
+    } else {
+        "quarantined"
     };
     let log_entry = MessageLogEntry {
         id: message.log_id.clone(),

@@ -23,7 +23,7 @@ use std::time::Duration;
 use cleanmail_core::Engine;
 use cleanmail_schema::Db;
 use cleanmail_schema::store::jobs;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -34,6 +34,7 @@ use crate::blobs::BlobStore;
 use crate::delivery::{DeliveryClient, RetryPolicy};
 use crate::ingest::INGEST_MESSAGE;
 use crate::learning::LEARN_FEEDBACK;
+use crate::notices::{JobNotices, LOCAL_SWEEP};
 use crate::policy::PolicyCache;
 
 /// Settings of the job runner.
@@ -72,6 +73,9 @@ impl Default for WorkerSettings {
     }
 }
 
+/// How often, at least, the learning loop looks for feedback jobs.
+const LEARN_SWEEP: Duration = Duration::from_secs(1);
+
 /// Shared by the job loops.
 pub struct Worker {
     pub(crate) db: Db,
@@ -80,26 +84,21 @@ pub struct Worker {
     pub(crate) client: DeliveryClient,
     /// Unique per process: the `locked_by` of its claims.
     pub(crate) id: String,
-    /// Notified when ingest jobs were committed (by the SMTP committer).
-    pub(crate) ingest_ready: Arc<Notify>,
-    /// Notified when delivery jobs were enqueued.
-    pub(crate) delivery_ready: Arc<Notify>,
+    /// Wake-ups when jobs were committed (here, or in other processes over Redis).
+    pub(crate) notices: Arc<JobNotices>,
     /// Recipients' effective policies (retention and quarantine expiry at ingest).
     pub(crate) policies: PolicyCache,
     /// The filtering engine, for the features of messages learned from feedback.
     pub(crate) engine: Arc<Engine>,
 }
 
-/// Poll interval when nothing woke the loop (jobs of other processes, retries coming due).
-const POLL: Duration = Duration::from_millis(250);
-
 impl Worker {
-    /// A worker; `ingest_ready` is the committer's notification.
+    /// A worker; `notices` are those the process's SMTP committer sends too.
     pub fn new(
         db: Db,
         blobs: BlobStore,
         settings: WorkerSettings,
-        ingest_ready: Arc<Notify>,
+        notices: Arc<JobNotices>,
         engine: Arc<Engine>,
     ) -> Arc<Self> {
         Arc::new(Self {
@@ -110,14 +109,14 @@ impl Worker {
             blobs,
             settings,
             id: format!("worker-{}", uuid::Uuid::now_v7().simple()),
-            ingest_ready,
-            delivery_ready: Arc::new(Notify::new()),
+            notices,
         })
     }
 
     /// Runs all job loops until `shutdown`.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         info!(worker = %self.id, "job worker started");
+        let listeners = self.notices.listen(&shutdown);
         let tasks = [
             tokio::spawn(Arc::clone(&self).heartbeat_loop(shutdown.clone())),
             tokio::spawn(Arc::clone(&self).ingest_loop(shutdown.clone())),
@@ -126,7 +125,7 @@ impl Worker {
             tokio::spawn(Arc::clone(&self).learn_loop(shutdown.clone())),
             tokio::spawn(Arc::clone(&self).report_loop(shutdown.clone())),
         ];
-        for task in tasks {
+        for task in tasks.into_iter().chain(listeners) {
             let _ = task.await;
         }
         info!(worker = %self.id, "job worker stopped");
@@ -159,19 +158,13 @@ impl Worker {
                 Ok(batch) if !batch.is_empty() => {
                     if let Err(err) = ingest_message::run_batch(&self, batch).await {
                         warn!(error = %err, "ingest batch failed");
-                        tokio::time::sleep(POLL).await;
+                        tokio::time::sleep(LOCAL_SWEEP).await;
                     }
                 }
-                Ok(_) => {
-                    tokio::select! {
-                        () = shutdown.cancelled() => return,
-                        () = self.ingest_ready.notified() => {}
-                        () = tokio::time::sleep(POLL) => {}
-                    }
-                }
+                Ok(_) => self.wait(INGEST_MESSAGE, &shutdown).await,
                 Err(err) => {
                     warn!(error = %err, "claiming ingest jobs failed");
-                    tokio::time::sleep(POLL).await;
+                    tokio::time::sleep(LOCAL_SWEEP).await;
                 }
             }
         }
@@ -206,18 +199,20 @@ impl Worker {
                         });
                     }
                 }
-                Ok(_) => {
-                    tokio::select! {
-                        () = shutdown.cancelled() => return,
-                        () = self.delivery_ready.notified() => {}
-                        () = tokio::time::sleep(POLL) => {}
-                    }
-                }
+                Ok(_) => self.wait(DELIVER_MESSAGE, &shutdown).await,
                 Err(err) => {
                     warn!(error = %err, "claiming delivery jobs failed");
-                    tokio::time::sleep(POLL).await;
+                    tokio::time::sleep(LOCAL_SWEEP).await;
                 }
             }
+        }
+    }
+
+    /// Waits for a notice of `kind` or the next sweep of the table (or `shutdown`).
+    async fn wait(&self, kind: &str, shutdown: &CancellationToken) {
+        tokio::select! {
+            () = shutdown.cancelled() => {}
+            () = self.notices.wait(kind, self.notices.sweep_interval()) => {}
         }
     }
 
@@ -233,15 +228,16 @@ impl Worker {
             .await
             {
                 Ok(batch) if !batch.is_empty() => crate::learning::run_batch(&self, batch).await,
+                // Feedback is never urgent: no notices, a slower sweep.
                 Ok(_) => {
                     tokio::select! {
                         () = shutdown.cancelled() => return,
-                        () = tokio::time::sleep(POLL * 4) => {}
+                        () = tokio::time::sleep(self.notices.sweep_interval().max(LEARN_SWEEP)) => {}
                     }
                 }
                 Err(err) => {
                     warn!(error = %err, "claiming feedback jobs failed");
-                    tokio::time::sleep(POLL * 4).await;
+                    tokio::time::sleep(LEARN_SWEEP).await;
                 }
             }
         }
@@ -255,8 +251,7 @@ impl Worker {
         loop {
             let now = chrono::Utc::now();
             match crate::reports::run_due(&self.db, &self.blobs, settings, now).await {
-                Ok(summary) if summary.sent > 0 => self.delivery_ready.notify_one(),
-                Ok(_) => {}
+                Ok(summary) => self.notices.committed(DELIVER_MESSAGE, summary.sent),
                 Err(err) => warn!(error = %err, "running due reports failed"),
             }
             tokio::select! {

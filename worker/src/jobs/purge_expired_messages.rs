@@ -45,10 +45,14 @@ pub async fn run(worker: &Worker, job: Job) {
         }
         Err(err) => {
             warn!(error = %err, "purging expired messages failed");
-            let later = cleanmail_schema::now() + chrono::Duration::minutes(5);
-            let _ =
-                job_store::retry_later(&worker.db, &job.id, &worker.id, later, &err.to_string())
-                    .await;
+            let _ = job_store::retry_later(
+                &worker.db,
+                &job.id,
+                &worker.id,
+                job.attempts,
+                &err.to_string(),
+            )
+            .await;
         }
     }
 }
