@@ -68,8 +68,11 @@ fn job(id: &str) -> Job {
 #[tokio::test]
 async fn heartbeat_skips_job_rows_a_transaction_holds_instead_of_waiting() {
     let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
-        eprintln!(
-            "skipped: set TEST_DATABASE_URL=postgres://… to test job row locks on PostgreSQL"
+        // Straight to stderr: libtest would capture `eprintln!` of a passing test.
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipped: job row locks on PostgreSQL: set TEST_DATABASE_URL=postgres://…"
         );
         return;
     };

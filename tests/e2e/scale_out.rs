@@ -24,8 +24,8 @@ fn unique(label: &str) -> String {
 #[tokio::test]
 async fn mail_with_blobs_in_s3_is_delivered_and_its_copy_read_back() {
     let Ok(endpoint) = std::env::var("TEST_S3_ENDPOINT") else {
-        eprintln!(
-            "skipped: set TEST_S3_ENDPOINT=http://127.0.0.1:5000 (moto_server, bucket TEST_S3_BUCKET or cleanmail-test) to test the S3 blob store"
+        crate::common::skipped(
+            "the S3 blob store: set TEST_S3_ENDPOINT=http://127.0.0.1:5000 (moto_server, bucket TEST_S3_BUCKET or cleanmail-test)",
         );
         return;
     };
@@ -130,9 +130,7 @@ async fn mail_with_blobs_in_s3_is_delivered_and_its_copy_read_back() {
 #[tokio::test]
 async fn mail_accepted_by_one_process_is_delivered_by_another_woken_over_redis() {
     let Ok(redis) = std::env::var("TEST_REDIS_URL") else {
-        eprintln!(
-            "skipped: set TEST_REDIS_URL=redis://127.0.0.1:6379 to test job notices over Redis"
-        );
+        crate::common::skipped("job notices over Redis: set TEST_REDIS_URL=redis://127.0.0.1:6379");
         return;
     };
     for backend in backends() {
