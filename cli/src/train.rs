@@ -8,8 +8,8 @@ use std::path::Path;
 use anyhow::Context;
 use cleanmail_core::{Engine, EngineConfig, Model};
 
-/// Features seen fewer times than this in training get no weight and are not written.
-const MIN_COUNT: u32 = cleanmail_core::engine::TRAIN_MIN_COUNT;
+/// Features seen fewer times than this in training are not written.
+const MIN_COUNT: u32 = 3;
 
 pub fn run(dir: &Path, out: &Path) -> anyhow::Result<()> {
     let messages = crate::eval::load_corpus(dir)?;

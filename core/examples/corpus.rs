@@ -4,15 +4,14 @@
 //! - `cargo run --release -p cleanmail-core --example corpus -- train DIR OUT`
 //! - `cargo run --release -p cleanmail-core --example corpus -- eval DIR [MODEL]`
 //! - `cargo run --release -p cleanmail-core --example corpus -- cv DIR [FOLDS]` (cross-validation
-//!   on the training split only, for tuning; `CV_SEED=n` for another partition, `DUMP=1` for
-//!   the out-of-fold predictions)
+//!   on the training split only, for tuning)
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
 use cleanmail_core::classifier::Class;
-use cleanmail_core::engine::{TRAIN_EPOCHS, TRAIN_HAM_WEIGHT, TRAIN_MIN_COUNT};
+use cleanmail_core::engine::{TRAIN_EPOCHS, TRAIN_HAM_WEIGHT};
 use cleanmail_core::metrics::Confusion;
 use cleanmail_core::{Engine, EngineConfig, Envelope, MessageInput, Model, TenantContext};
 
@@ -42,7 +41,7 @@ fn load(dir: &Path) -> Vec<(Class, String, Vec<u8>)> {
 
 /// Features kept in a written model: seen at least this often (`cleanmail train` uses 3).
 fn min_count() -> u32 {
-    std::env::var("MIN_COUNT").map_or(TRAIN_MIN_COUNT, |m| m.parse().unwrap())
+    std::env::var("MIN_COUNT").map_or(3, |m| m.parse().unwrap())
 }
 
 fn train(messages: &[&(Class, String, Vec<u8>)]) -> Model {
@@ -57,7 +56,7 @@ fn train(messages: &[&(Class, String, Vec<u8>)]) -> Model {
     }
     let epochs = std::env::var("EPOCHS").map_or(TRAIN_EPOCHS, |e| e.parse().unwrap());
     let ham_weight = std::env::var("HAM_WEIGHT").map_or(TRAIN_HAM_WEIGHT, |e| e.parse().unwrap());
-    model.train_weights(&examples, epochs, ham_weight, min_count());
+    model.train_weights(&examples, epochs, ham_weight);
     model
 }
 
@@ -141,22 +140,8 @@ fn main() {
             let mut total = Confusion::default();
             let start = Instant::now();
             for fold in 0..folds {
-                // CV_SEED=n (n > 0) draws another partition, to see how much of a
-                // difference between two variants is the luck of one split.
-                let seed: u64 = std::env::var("CV_SEED").map_or(0, |s| s.parse().unwrap());
-                let fold_of = |i: usize| {
-                    if seed == 0 {
-                        i % folds
-                    } else {
-                        let h = (i as u64 ^ seed.wrapping_mul(0xA076_1D64_78BD_642F))
-                            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
-                        ((h >> 32) % folds as u64) as usize
-                    }
-                };
-                let (test, training): (Vec<_>, Vec<_>) = all
-                    .iter()
-                    .enumerate()
-                    .partition(|(i, _)| fold_of(*i) == fold);
+                let (test, training): (Vec<_>, Vec<_>) =
+                    all.iter().enumerate().partition(|(i, _)| i % folds == fold);
                 let training: Vec<_> = training.into_iter().map(|(_, m)| *m).collect();
                 let test: Vec<_> = test.into_iter().map(|(_, m)| *m).collect();
                 let model = Model::from_bytes(&train(&training).to_bytes(min_count())).unwrap();

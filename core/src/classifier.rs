@@ -19,22 +19,17 @@
 //!
 //! # Model file format (little endian)
 //!
-//! `b"CMSTAT03"`, `u32` ham messages, `u32` spam messages, `u32` phish messages, `f32` bias of
-//! the spam-versus-ham logistic layer, `f32` bias of the phish-versus-ham one, `u32` n, then n
-//! records sorted by hash: `u32` feature hash, `u16` ham count, `u16` spam count, `u16` phish
-//! count, `i16` spam-layer weight and `i16` phish-layer weight in 1/2048 units. Features seen
-//! fewer than `min_count` times in training (3 for the shipped model) are pruned.
-//!
-//! `b"CMSTAT02"` files (one logistic layer: one bias, 12-byte records with one weight), such as
-//! tenant overlays stored by earlier versions, are still read; their one layer serves as both.
+//! `b"CMSTAT02"`, `u32` ham messages, `u32` spam messages, `u32` phish messages, `f32` logistic
+//! bias, `u32` n, then n records sorted by hash: `u32` feature hash, `u16` ham count, `u16` spam
+//! count, `u16` phish count, `i16` logistic weight in 1/2048 units. Features seen fewer than
+//! twice in training are pruned.
 //!
 //! # Two layers over the same features
 //!
 //! The per-class counts give the Bayes estimate (and the phish-versus-spam estimate used for
-//! the category). Two logistic-regression layers trained with AdaGrad on the same features (the
-//! discriminative member of the family: CRM114's OSB-Winnow, rspamd's neural module), one for
-//! spam against ham and one for phish against ham, give the probability used for scoring when
-//! present (the larger of the two logits: a message is unwanted if either kind says so); on cross-validation over the training
+//! the category). A logistic-regression layer trained with AdaGrad on the same features (the
+//! discriminative member of the family: CRM114's OSB-Winnow, rspamd's neural module) gives the
+//! spam probability used for scoring when present; on cross-validation over the training
 //! corpus it ranks far better than chi-square combining, which saturates at 0 and 1. Tenant feedback corrects both: counts are added, and the logistic weights
 //! are adjusted by train-on-error until the message is classified as the user said.
 
@@ -63,13 +58,9 @@ pub enum ModelError {
     Truncated,
 }
 
-const MAGIC: &[u8; 8] = b"CMSTAT03";
-/// The previous format, with one logistic layer (still read).
-const MAGIC_V2: &[u8; 8] = b"CMSTAT02";
+const MAGIC: &[u8; 8] = b"CMSTAT02";
 /// Bytes per feature record.
-const RECORD: usize = 14;
-/// Bytes per feature record in the previous format.
-const RECORD_V2: usize = 12;
+const RECORD: usize = 12;
 /// Weights are stored as `i16` in units of 1/WEIGHT_SCALE.
 const WEIGHT_SCALE: f32 = 2048.0;
 /// Tokens taken from the visible text.
@@ -110,20 +101,14 @@ pub struct Model {
     entries: FeatureMap<Entry>,
     /// Logistic-regression weights (unwanted vs ham) while training.
     weights: FeatureMap<f32>,
-    /// Bias of the spam-versus-ham logistic layer.
     bias: f32,
-    /// Bias of the phish-versus-ham logistic layer.
-    phish_bias: f32,
 }
 
 /// What the model knows about one feature.
 #[derive(Debug, Clone, Copy, Default)]
 struct Entry {
     counts: [u16; 3],
-    /// Weight in the spam-versus-ham layer.
     weight: f32,
-    /// Weight in the phish-versus-ham layer.
-    phish_weight: f32,
 }
 
 /// Recipient identities to mask in the text before tokenizing.
@@ -141,8 +126,7 @@ pub struct Masks {
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct BayesScore {
     /// Probability that the message is unwanted (spam or phish), 0 to 1, from the
-    /// discriminative (logistic) layers when the model has them (the more confident of
-    /// spam-versus-ham and phish-versus-ham), else from Bayes.
+    /// discriminative (logistic) layer when the model has one, else from Bayes.
     pub spam: f64,
     /// The Bayes (chi-square) estimate of the same.
     pub bayes: f64,
@@ -158,35 +142,25 @@ impl Model {
         if bytes.len() < 28 {
             return Err(ModelError::Truncated);
         }
-        let v2 = match &bytes[..8] {
-            magic if magic == MAGIC => false,
-            magic if magic == MAGIC_V2 => true,
-            _ => return Err(ModelError::BadMagic),
-        };
-        let (header, record) = if v2 { (28, RECORD_V2) } else { (32, RECORD) };
-        if bytes.len() < header {
-            return Err(ModelError::Truncated);
+        if &bytes[..8] != MAGIC {
+            return Err(ModelError::BadMagic);
         }
         let u32_at = |at: usize| {
             u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
         };
         let u16_at = |at: usize| u16::from_le_bytes([bytes[at], bytes[at + 1]]);
-        let weight_at = |at: usize| f32::from(u16_at(at) as i16) / WEIGHT_SCALE;
         let messages = [u32_at(8), u32_at(12), u32_at(16)];
         let bias = f32::from_bits(u32_at(20));
-        let phish_bias = if v2 { bias } else { f32::from_bits(u32_at(24)) };
-        let n = u32_at(header - 4) as usize;
-        if bytes.len() < header + n.saturating_mul(record) {
+        let n = u32_at(24) as usize;
+        if bytes.len() < 28 + n.saturating_mul(RECORD) {
             return Err(ModelError::Truncated);
         }
         let mut entries = FeatureMap::with_capacity_and_hasher(n, Default::default());
         for i in 0..n {
-            let at = header + i * record;
-            let weight = weight_at(at + 10);
+            let at = 28 + i * RECORD;
             let entry = Entry {
                 counts: [u16_at(at + 4), u16_at(at + 6), u16_at(at + 8)],
-                weight,
-                phish_weight: if v2 { weight } else { weight_at(at + 12) },
+                weight: f32::from(u16_at(at + 10) as i16) / WEIGHT_SCALE,
             };
             entries.insert(u32_at(at), entry);
         }
@@ -195,7 +169,6 @@ impl Model {
             entries,
             weights: FeatureMap::default(),
             bias,
-            phish_bias,
         })
     }
 
@@ -207,24 +180,21 @@ impl Model {
             .filter(|(_, e)| e.counts.iter().map(|&x| u32::from(x)).sum::<u32>() >= min_count)
             .collect();
         entries.sort_unstable_by_key(|(hash, _)| **hash);
-        let mut out = Vec::with_capacity(32 + entries.len() * RECORD);
+        let mut out = Vec::with_capacity(28 + entries.len() * RECORD);
         out.extend_from_slice(MAGIC);
         for count in self.messages {
             out.extend_from_slice(&count.to_le_bytes());
         }
         out.extend_from_slice(&self.bias.to_bits().to_le_bytes());
-        out.extend_from_slice(&self.phish_bias.to_bits().to_le_bytes());
         out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
-        let quantized =
-            |weight: f32| (weight * WEIGHT_SCALE).round().clamp(-32768.0, 32767.0) as i16;
         for (hash, entry) in entries {
             out.extend_from_slice(&hash.to_le_bytes());
             for c in entry.counts {
                 out.extend_from_slice(&c.to_le_bytes());
             }
             let weight = self.weights.get(hash).copied().unwrap_or(entry.weight);
-            out.extend_from_slice(&quantized(weight).to_le_bytes());
-            out.extend_from_slice(&quantized(entry.phish_weight).to_le_bytes());
+            let quantized = (weight * WEIGHT_SCALE).round().clamp(-32768.0, 32767.0) as i16;
+            out.extend_from_slice(&quantized.to_le_bytes());
         }
         out
     }
@@ -268,12 +238,10 @@ impl Model {
         let mut significant: Vec<f64> = Vec::with_capacity(features.len().min(512));
         let mut phish_significant: Vec<f64> = Vec::with_capacity(64);
         let mut z = f64::from(self.bias);
-        let mut z_phish = f64::from(self.phish_bias);
         let x = input_scale(features.len());
         for &feature in features {
             let entry = self.entries.get(&feature).copied().unwrap_or_default();
             let mut weight = entry.weight;
-            let mut phish_weight = entry.phish_weight;
             let mut counts = entry.counts.map(u32::from);
             if let Some(overlay) = overlay {
                 if let Some(extra) = overlay.features.get(&feature) {
@@ -283,11 +251,9 @@ impl Model {
                 }
                 if let Some(delta) = overlay.weights.get(&feature) {
                     weight += delta;
-                    phish_weight += delta;
                 }
             }
             z += f64::from(weight) * x;
-            z_phish += f64::from(phish_weight) * x;
             let [ham, spam, phish] = counts;
             let bad = spam + phish;
             if ham + bad == 0 {
@@ -314,10 +280,10 @@ impl Model {
         }
         let features_used = significant.len().min(MAX_SIGNIFICANT);
         let bayes = combine(&mut significant);
-        let spam = if self.bias == 0.0 && self.phish_bias == 0.0 && z == 0.0 && z_phish == 0.0 {
+        let spam = if self.bias == 0.0 && z == 0.0 {
             bayes
         } else {
-            sigmoid(z.max(z_phish))
+            sigmoid(z)
         };
         BayesScore {
             spam,
@@ -329,111 +295,34 @@ impl Model {
 }
 
 impl Model {
-    /// The larger of the two layers' logits; an overlay's correction shifts both alike.
+    /// The logistic-regression logit of a message's features (base weights plus overlay).
     fn logit(&self, features: &[u32], overlay: Option<&TenantModel>) -> f64 {
         let x = input_scale(features.len());
         let mut z = f64::from(self.bias);
-        let mut z_phish = f64::from(self.phish_bias);
         for feature in features {
-            let (w, pw) = self
-                .entries
-                .get(feature)
-                .map_or((0.0, 0.0), |e| (e.weight, e.phish_weight));
-            let delta = overlay
-                .and_then(|o| o.weights.get(feature).copied())
-                .unwrap_or(0.0);
-            z += f64::from(w + delta) * x;
-            z_phish += f64::from(pw + delta) * x;
+            let mut w = self.entries.get(feature).map_or(0.0, |e| e.weight);
+            if let Some(overlay) = overlay
+                && let Some(delta) = overlay.weights.get(feature)
+            {
+                w += delta;
+            }
+            z += f64::from(w) * x;
         }
-        z.max(z_phish)
+        z
     }
 
-    /// Trains the two logistic layers on labelled feature sets, spam against ham on the ham and
-    /// spam examples and phish against ham on the ham and phish examples (one versus the rest:
-    /// on cross-validation this caught more spam than one layer for spam and phish together,
-    /// whose two kinds of mail have little in common), each with AdaGrad (a per-feature step size: rare tokens learn fast, common ones settle), a small
+    /// Trains the logistic layer on labelled feature sets (spam and phish are positive) with
+    /// AdaGrad (a per-feature step size: rare tokens learn fast, common ones settle), a small
     /// L2 decay, per-message input normalisation and ham weighted up to keep false positives
     /// rare. Call after [`Model::learn`] has counted the same messages.
-    ///
-    /// Two choices made on cross-validation over the training corpus:
-    /// - only features seen at least `min_count` times (those [`Model::to_bytes`] keeps with
-    ///   the same `min_count`) are trained on, so the weights are fitted to the features the
-    ///   written model will score with, instead of leaning on rare tokens that are then
-    ///   pruned away;
-    /// - each feature's input is scaled by the magnitude of its naive-Bayes log-count ratio
-    ///   (ham against the layer's class, smoothed by 0.5, clamped to 0.1..3), as in NBSVM
-    ///   (Wang and Manning, 2012): features whose counts already separate the classes move
-    ///   faster and weigh more. The stored weight is the product, so scoring is unchanged.
     pub fn train_weights(
         &mut self,
         examples: &[(Vec<u32>, Class)],
         epochs: usize,
         ham_weight: f64,
-        min_count: u32,
     ) {
-        let layer_examples = |positive: Class| -> Vec<(Vec<u32>, Class)> {
-            examples
-                .iter()
-                .filter(|(_, class)| *class == Class::Ham || *class == positive)
-                .cloned()
-                .collect()
-        };
-        let (weights, bias) = self.train_layer(
-            &layer_examples(Class::Spam),
-            Class::Spam,
-            epochs,
-            ham_weight,
-            min_count,
-        );
-        let (phish_weights, phish_bias) = self.train_layer(
-            &layer_examples(Class::Phish),
-            Class::Phish,
-            epochs,
-            ham_weight,
-            min_count,
-        );
-        self.bias = bias;
-        self.phish_bias = phish_bias;
-        for (feature, entry) in self.entries.iter_mut() {
-            entry.weight = weights.get(feature).copied().unwrap_or(0.0);
-            entry.phish_weight = phish_weights.get(feature).copied().unwrap_or(0.0);
-        }
-    }
-
-    /// One logistic layer, `positive` against ham: its weights (scale included) and bias.
-    fn train_layer(
-        &self,
-        examples: &[(Vec<u32>, Class)],
-        positive: Class,
-        epochs: usize,
-        ham_weight: f64,
-        min_count: u32,
-    ) -> (FeatureMap<f32>, f32) {
         const STEP: f64 = 0.3;
         const DECAY: f64 = 1e-5;
-        let ham_messages = f64::from(self.messages[0].max(1));
-        let bad_messages = f64::from(self.messages[positive as usize].max(1));
-        // The naive-Bayes scale of every feature that is kept.
-        let scales: FeatureMap<f64> = self
-            .entries
-            .iter()
-            .filter(|(_, e)| e.counts.iter().map(|&c| u32::from(c)).sum::<u32>() >= min_count)
-            .map(|(&feature, e)| {
-                let ham = (f64::from(e.counts[0]) + 0.5) / ham_messages;
-                let bad = (f64::from(e.counts[positive as usize]) + 0.5) / bad_messages;
-                (feature, (bad / ham).ln().abs().clamp(0.1, 3.0))
-            })
-            .collect();
-        let examples: Vec<(Vec<(u32, f64)>, Class)> = examples
-            .iter()
-            .map(|(features, class)| {
-                let kept = features
-                    .iter()
-                    .filter_map(|f| scales.get(f).map(|&scale| (*f, scale)))
-                    .collect();
-                (kept, *class)
-            })
-            .collect();
         let mut weights: FeatureMap<f64> = FeatureMap::default();
         let mut squared_gradients: FeatureMap<f64> = FeatureMap::default();
         let mut bias = 0.0f64;
@@ -452,8 +341,8 @@ impl Model {
                 let (features, class) = &examples[index];
                 let x = input_scale(features.len());
                 let mut z = bias;
-                for (f, scale) in features {
-                    z += weights.get(f).copied().unwrap_or(0.0) * x * scale;
+                for f in features {
+                    z += weights.get(f).copied().unwrap_or(0.0) * x;
                 }
                 let target = if *class == Class::Ham { 0.0 } else { 1.0 };
                 let importance = if *class == Class::Ham {
@@ -463,8 +352,8 @@ impl Model {
                 };
                 let error = (target - sigmoid(z)) * importance;
                 bias += error * bias_rate;
-                for (f, scale) in features {
-                    let gradient = error * x * scale;
+                let gradient = error * x;
+                for f in features {
                     let squared = squared_gradients.entry(*f).or_insert(1e-6);
                     *squared += gradient * gradient;
                     let w = weights.entry(*f).or_insert(0.0);
@@ -472,14 +361,12 @@ impl Model {
                 }
             }
         }
-        let weights = weights
-            .into_iter()
-            .map(|(feature, weight)| {
-                let scale = scales.get(&feature).copied().unwrap_or(1.0);
-                (feature, (weight * scale) as f32)
-            })
-            .collect();
-        (weights, bias as f32)
+        self.bias = bias as f32;
+        for (feature, weight) in weights {
+            if let Some(entry) = self.entries.get_mut(&feature) {
+                entry.weight = weight as f32;
+            }
+        }
     }
 }
 
@@ -572,10 +459,7 @@ impl TenantModel {
             }
             let step = ((target - p) * x * 2.0) as f32;
             for feature in features {
-                let weight = self.weights.entry(*feature).or_insert(0.0);
-                // Kept on the file's grid (1/2048), so that a stored overlay scores exactly
-                // like the one that was learned.
-                *weight = ((*weight + step) * WEIGHT_SCALE).round() / WEIGHT_SCALE;
+                *self.weights.entry(*feature).or_insert(0.0) += step;
             }
         }
         self.count(features, class);
@@ -618,7 +502,6 @@ impl TenantModel {
                     Entry {
                         counts,
                         weight: 0.0,
-                        phish_weight: 0.0,
                     },
                 )
             })
@@ -631,7 +514,6 @@ impl TenantModel {
             entries,
             weights: FeatureMap::default(),
             bias: 0.0,
-            phish_bias: 0.0,
         };
         model.to_bytes(0)
     }
@@ -1051,7 +933,7 @@ mod tests {
         for (f, c) in &examples {
             trained.learn(f, *c);
         }
-        trained.train_weights(&examples, 20, 1.0, 1);
+        trained.train_weights(&examples, 20, 1.0);
         let trained = Model::from_bytes(&trained.to_bytes(1)).unwrap();
         assert!(trained.score(&[4, 5, 9], None).spam > 0.5);
         assert!(trained.score(&[1, 2, 9], None).spam < 0.5);
@@ -1060,24 +942,6 @@ mod tests {
         assert!(trained.score(&[4, 5, 9], Some(&overlay)).spam < 0.1);
         assert!(matches!(
             Model::from_bytes(b"garbage"),
-            Err(ModelError::Truncated)
-        ));
-        // A previous-format file (one logistic layer) still reads, its layer serving as both.
-        let mut v2 = MAGIC_V2.to_vec();
-        for n in [0u32, 2, 0] {
-            v2.extend_from_slice(&n.to_le_bytes());
-        }
-        v2.extend_from_slice(&(-1.0f32).to_bits().to_le_bytes());
-        v2.extend_from_slice(&1u32.to_le_bytes());
-        v2.extend_from_slice(&4u32.to_le_bytes());
-        for c in [0u16, 2, 0] {
-            v2.extend_from_slice(&c.to_le_bytes());
-        }
-        v2.extend_from_slice(&(3 * WEIGHT_SCALE as i16).to_le_bytes());
-        let old = Model::from_bytes(&v2).unwrap();
-        assert!((old.score(&[4], None).spam - sigmoid(2.0)).abs() < 1e-6);
-        assert!(matches!(
-            Model::from_bytes(&v2[..v2.len() - 1]),
             Err(ModelError::Truncated)
         ));
     }

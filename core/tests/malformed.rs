@@ -58,9 +58,7 @@ fn deeply_nested_multiparts() {
 
 #[test]
 fn fifty_megabyte_attachment() {
-    // An ordinary message (dated, with a Message-ID) whose only oddity is its size: a bare
-    // three-word mail without a Date is borderline for the classifier whatever its size.
-    let mut raw = b"From: a@b.example\r\nDate: Sun, 29 Nov 2026 10:00:00 +0000\r\nMessage-ID: <1@b.example>\r\nSubject: big\r\nContent-Type: multipart/mixed; boundary=B\r\n\r\n--B\r\nContent-Type: text/plain\r\n\r\nsee attachment\r\n--B\r\nContent-Type: application/octet-stream; name=big.bin\r\nContent-Transfer-Encoding: base64\r\n\r\n".to_vec();
+    let mut raw = b"From: a@b.example\r\nSubject: big\r\nContent-Type: multipart/mixed; boundary=B\r\n\r\n--B\r\nContent-Type: text/plain\r\n\r\nsee attachment\r\n--B\r\nContent-Type: application/octet-stream; name=big.bin\r\nContent-Transfer-Encoding: base64\r\n\r\n".to_vec();
     let line = b"QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFB\r\n";
     while raw.len() < 50 * 1024 * 1024 {
         raw.extend_from_slice(line);
