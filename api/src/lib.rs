@@ -40,6 +40,14 @@ pub trait MessageBlobs: Send + Sync {
     fn delete<'a>(&'a self, key: &'a str) -> futures::future::BoxFuture<'a, Result<(), String>>;
 }
 
+/// Wakes the job workers after the API committed jobs (releases, redistributions, sent
+/// mail): within the process, or across processes over Redis. Without one, workers find the
+/// jobs at their next sweep of the job table.
+pub trait JobNotifier: Send + Sync {
+    /// `count` jobs of `kind` were just committed.
+    fn committed(&self, kind: &str, count: usize);
+}
+
 /// Shared state of the API: cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
@@ -57,6 +65,8 @@ pub struct AppState {
     pub dkim_sealer: cleanmail_core::dkim::KeySealer,
     /// Whether an outbound relay is configured (mail written in the webmail can leave).
     pub outbound_relay: bool,
+    /// Wakes the job workers after the API committed jobs; `None`: they sweep.
+    pub job_notifier: Option<Arc<dyn JobNotifier>>,
 }
 
 impl AppState {
@@ -69,6 +79,14 @@ impl AppState {
             default_timezone: service::tenants::DEFAULT_TIMEZONE.to_owned(),
             blobs: None,
             outbound_relay: false,
+            job_notifier: None,
+        }
+    }
+
+    /// Says that the API committed `count` delivery jobs.
+    pub(crate) fn deliveries_committed(&self, count: usize) {
+        if let Some(notifier) = &self.job_notifier {
+            notifier.committed(cleanmail_schema::store::mail::DELIVER_MESSAGE, count);
         }
     }
 
@@ -88,9 +106,16 @@ pub struct AppStateBuilder {
     default_timezone: String,
     blobs: Option<Arc<dyn MessageBlobs>>,
     outbound_relay: bool,
+    job_notifier: Option<Arc<dyn JobNotifier>>,
 }
 
 impl AppStateBuilder {
+    /// Wakes the job workers after the API committed jobs.
+    pub fn job_notifier(mut self, notifier: Arc<dyn JobNotifier>) -> Self {
+        self.job_notifier = Some(notifier);
+        self
+    }
+
     /// Whether the worker has an outbound relay (default: none, sending is refused).
     pub fn outbound_relay(mut self, configured: bool) -> Self {
         self.outbound_relay = configured;
@@ -131,6 +156,7 @@ impl AppStateBuilder {
             links: cleanmail_core::links::LinkSigner::new(&secret),
             dkim_sealer: cleanmail_core::dkim::KeySealer::new(&secret),
             outbound_relay: self.outbound_relay,
+            job_notifier: self.job_notifier,
             regions: Arc::new(self.regions),
             default_timezone: self.default_timezone.into(),
             blobs: self.blobs,

@@ -226,16 +226,14 @@ async fn serve(config: Config, roles: Vec<Role>) -> anyhow::Result<()> {
     let blobs = open_blobs(&config)?;
     // Job notices: within this process, or between processes over Redis (`queue_url`).
     let notices = match &config.queue_url {
-        Some(url) if roles.contains(&Role::Smtp) || roles.contains(&Role::Worker) => {
-            JobNotices::redis(url, &config.queue_namespace)
-                .await
-                .with_context(|| {
-                    format!(
-                        "queue_url {}: Redis does not answer",
-                        config.queue_label().unwrap_or_default()
-                    )
-                })?
-        }
+        Some(url) => JobNotices::redis(url, &config.queue_namespace)
+            .await
+            .with_context(|| {
+                format!(
+                    "queue_url {}: Redis does not answer",
+                    config.queue_label().unwrap_or_default()
+                )
+            })?,
         _ => JobNotices::local(),
     };
 
@@ -321,6 +319,7 @@ async fn serve(config: Config, roles: Vec<Role>) -> anyhow::Result<()> {
             .regions(config.regions.clone())
             .default_timezone(config.default_timezone.clone())
             .outbound_relay(config.outbound_relay.is_some())
+            .job_notifier(Arc::new(ApiNotices(Arc::clone(&notices))))
             .build();
         let app = cleanmail_api::router(state);
         let listener = tokio::net::TcpListener::bind(config.http_addr)
@@ -360,6 +359,15 @@ fn open_blobs(config: &Config) -> anyhow::Result<BlobStore> {
 }
 
 /// The worker's blob store as the API's [`cleanmail_api::MessageBlobs`].
+/// The API wakes the job loops (in this process, or over Redis) after releases and sends.
+struct ApiNotices(Arc<JobNotices>);
+
+impl cleanmail_api::JobNotifier for ApiNotices {
+    fn committed(&self, kind: &str, count: usize) {
+        self.0.committed(kind, count);
+    }
+}
+
 struct ApiBlobs(BlobStore);
 
 impl cleanmail_api::MessageBlobs for ApiBlobs {

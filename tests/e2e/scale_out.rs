@@ -181,6 +181,32 @@ async fn mail_accepted_by_one_process_is_delivered_by_another_woken_over_redis()
             took.push(started.elapsed());
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
+        // A delivery the API enqueues (a redistribution from the backup webmail) wakes the
+        // worker process the same way.
+        let kept = admin
+            .get("/api/v1/webmail/messages?subject=Hand-over%200")
+            .await
+            .expect(200)
+            .body["items"][0]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let started = Instant::now();
+        admin
+            .post(
+                &format!("/api/v1/webmail/messages/{kept}/redistribute"),
+                json!({}),
+            )
+            .await
+            .expect(202);
+        let arrived = sink.wait_for(4, Duration::from_secs(20)).await;
+        assert_eq!(
+            arrived.len(),
+            4,
+            "{backend:?}: worker log:\n{}",
+            worker.log()
+        );
+        took.push(started.elapsed());
         // The sweep runs every 5 s; each hand-over must beat it by far.
         assert!(
             took.iter().all(|t| *t < Duration::from_millis(2500)),

@@ -61,8 +61,9 @@
 //! between processes ([`notices`]): after a transaction that enqueued jobs commits, the
 //! enqueuer pushes a notice onto a Redis list per job kind; each worker process keeps one
 //! connection per kind blocked in `BLPOP` and, when a notice arrives, claims from the table
-//! under lease as always. The table is then swept only every 5 s, for retries coming due,
-//! jobs the API enqueued and any notice lost. Redis is never the record of a job: losing
+//! under lease as always (the API notices its deliveries too, through `api::JobNotifier`).
+//! The table is then swept only every 5 s, for retries coming due, scheduled and learning
+//! jobs, and any notice lost. Redis is never the record of a job: losing
 //! Redis or a notice costs latency, never mail, and a job committed with its effects (the
 //! reason the queue is a table) stays exactly as it is.
 

@@ -10,7 +10,8 @@
 //! one connection per job kind blocked in `BLPOP` on it, so an `--role smtp` process on one
 //! host hands mail to an `--role worker` process on another within milliseconds while the
 //! table is swept only every [`REDIS_SWEEP`] (retries coming due, notices lost while Redis
-//! or a listener was away, jobs the API enqueued).
+//! or a listener was away). The API notices its releases, redistributions and sent mail
+//! the same way.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -36,8 +37,8 @@ const MAX_RECONNECT_PAUSE: Duration = Duration::from_secs(30);
 /// and a dead one is noticed soon).
 const BLPOP_SECONDS: f64 = 2.0;
 
-/// The job kinds whose loops wait for notices (the others, enqueued by the API or on a
-/// schedule, are found by the sweep).
+/// The job kinds whose loops wait for notices (the others, learning feedback and scheduled
+/// jobs, are found by the sweep).
 const KINDS: [&str; 2] = [INGEST_MESSAGE, DELIVER_MESSAGE];
 
 /// Notices of committed jobs, per job kind; shared by the SMTP committer and the job

@@ -464,6 +464,7 @@ pub async fn release(
         Err(StoreError::Invalid(message)) => return Err(ApiError::invalid("recipients", message)),
         other => other?,
     };
+    state.deliveries_committed(released.jobs);
     Ok(ReleaseOutcome {
         id: row.id.0,
         status: ReleaseStatus::Released,
@@ -773,9 +774,12 @@ pub async fn decide_release_request(
             request.state
         )));
     }
-    let (decided, _released) =
+    let (decided, released) =
         store::decide_release_request(&state.db, &who.scope, request_id, approve, &who.subject)
             .await?;
+    if let Some(released) = released {
+        state.deliveries_committed(released.jobs);
+    }
     Ok(decided.into())
 }
 

@@ -43,11 +43,9 @@ pub async fn redistribute(
     who: &Principal,
     id: &str,
 ) -> Result<StoredMessage, ApiError> {
-    Ok(
-        store::redistribute(&state.db, &who.scope, &MessageId(id.to_owned()))
-            .await?
-            .into(),
-    )
+    let message = store::redistribute(&state.db, &who.scope, &MessageId(id.to_owned())).await?;
+    state.deliveries_committed(1);
+    Ok(message.into())
 }
 
 /// Deletes a retained copy (its blob goes with its last copy).
@@ -323,6 +321,7 @@ pub async fn send(
         drop_blobs(state, vec![blob_key]).await;
         return Err(e.into());
     }
+    state.deliveries_committed(1);
     tracing::info!(log = %log_id, user = %user.id, recipients = recipients.len(), signed = dkim_selector.is_some(), "webmail message queued for the outbound relay");
     Ok(SentMessage {
         id: log_id.0,
