@@ -71,6 +71,11 @@ enum Command {
         #[command(subcommand)]
         command: ReportsCommand,
     },
+    /// Jobs that failed for good: list them, queue them again.
+    Jobs {
+        #[command(subcommand)]
+        command: JobsCommand,
+    },
     /// Administration commands.
     Admin {
         #[command(subcommand)]
@@ -112,6 +117,22 @@ enum ReportsCommand {
         /// The instant, RFC 3339 (`2026-12-01T09:00:00+01:00`).
         #[arg(long)]
         at: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum JobsCommand {
+    /// Print the jobs that failed for good, most recent first, one JSON object a line.
+    Failed {
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// Queue failed jobs again (attempts reset, due now), e.g. after fixing their cause.
+    Retry {
+        /// Job ids, as `jobs failed` prints them.
+        #[arg(required = true)]
+        ids: Vec<String>,
     },
 }
 
@@ -206,6 +227,42 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let summary = cleanmail_worker::reports::run_due(&db, &blobs, &settings, at).await?;
             println!("{}", serde_json::to_string(&summary)?);
             Ok(())
+        }
+        Command::Jobs { command } => {
+            let db = cleanmail_schema::Db::connect(&config.database_url()).await?;
+            db.migrate().await?;
+            match command {
+                JobsCommand::Failed { limit } => {
+                    for job in cleanmail_schema::store::jobs::failed(&db, limit).await? {
+                        let line = serde_json::json!({
+                            "id": job.id,
+                            "kind": job.kind,
+                            "tenant_id": job.tenant_id,
+                            "attempts": job.attempts,
+                            "failed_at": job.failed_at.map(|t| t.and_utc()),
+                            "last_error": job.last_error,
+                        });
+                        println!("{line}");
+                    }
+                    Ok(())
+                }
+                JobsCommand::Retry { ids } => {
+                    let mut missing = Vec::new();
+                    for id in ids {
+                        let job_id = cleanmail_schema::JobId(id.clone());
+                        if cleanmail_schema::store::jobs::retry_failed(&db, &job_id).await? {
+                            println!("queued again: {id}");
+                        } else {
+                            missing.push(id);
+                        }
+                    }
+                    if missing.is_empty() {
+                        Ok(())
+                    } else {
+                        anyhow::bail!("no failed job with id {}", missing.join(", "))
+                    }
+                }
+            }
         }
         Command::Eval { .. } | Command::Train { .. } => unreachable!("handled before the runtime"),
     }

@@ -867,6 +867,31 @@ async fn mail_for_a_user_deleted_before_ingest_is_dropped_for_that_user_only() {
             1,
             "only the failed job is left"
         );
+
+        // An operator sees them with `cleanmail jobs failed` and queues one again with
+        // `jobs retry`: it runs (and, still unreadable, fails again); unknown ids are an error.
+        let listed = server.cli(&["jobs", "failed"]);
+        assert!(listed.status.success(), "{listed:?}");
+        let listed = String::from_utf8(listed.stdout).unwrap();
+        assert_eq!(listed.lines().count(), 2, "{listed}");
+        assert!(listed.contains(garbage.as_str()) && listed.contains("unreadable payload"));
+        let before = jobs::get(&db, &garbage).await.unwrap().unwrap().failed_at;
+        let retried = server.cli(&["jobs", "retry", garbage.as_str()]);
+        assert!(retried.status.success(), "{retried:?}");
+        let mut again = None;
+        for _ in 0..100 {
+            let job = jobs::get(&db, &garbage).await.unwrap().unwrap();
+            if job.failed_at.is_some() && job.failed_at != before {
+                again = Some(job);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let again = again.unwrap_or_else(|| panic!("{backend:?}: the retried job did not run"));
+        assert_eq!(again.attempts, 1, "attempts were reset: {again:?}");
+        let unknown = server.cli(&["jobs", "retry", "no-such-job"]);
+        assert!(!unknown.status.success());
+        assert!(String::from_utf8_lossy(&unknown.stderr).contains("no-such-job"));
     }
 }
 

@@ -282,6 +282,25 @@ pub async fn failed(db: &Db, limit: i64) -> Result<Vec<Job>, StoreError> {
     })
 }
 
+/// Queues a job that failed for good again, due now with its attempts reset (its last
+/// error stays until it runs). False when no failed job has that id.
+pub async fn retry_failed(db: &Db, id: &JobId) -> Result<bool, StoreError> {
+    let now = crate::now();
+    with_conn!(db, conn => {
+        let updated = diesel::update(
+            jobs::table.filter(jobs::id.eq(id.clone())).filter(jobs::failed_at.is_not_null()),
+        )
+        .set((
+            jobs::failed_at.eq(None::<NaiveDateTime>),
+            jobs::attempts.eq(0),
+            jobs::run_at.eq(now),
+        ))
+        .execute(conn)
+        .await?;
+        Ok(updated == 1)
+    })
+}
+
 /// The job under `id`, queued or failed (for tests and operators).
 pub async fn get(db: &Db, id: &JobId) -> Result<Option<Job>, StoreError> {
     with_conn!(db, conn => {
