@@ -37,7 +37,17 @@ pub(crate) async fn setup(
     label: &str,
     downstream: SocketAddr,
 ) -> (Server, Client, Fixture) {
-    let server = Server::start(backend).await;
+    setup_with(backend, label, downstream, &[]).await
+}
+
+/// [`setup`] with extra environment variables for the server.
+pub(crate) async fn setup_with(
+    backend: Backend,
+    label: &str,
+    downstream: SocketAddr,
+    env: &[(&str, &str)],
+) -> (Server, Client, Fixture) {
+    let server = Server::start_with(backend, env).await;
     let admin = server.client(&server.admin_key("root@platform.test"));
     let fixture = Fixture::create(&admin, label).await;
     admin
@@ -748,16 +758,13 @@ async fn mail_for_a_user_deleted_before_ingest_is_dropped_for_that_user_only() {
     for backend in backends() {
         let sink = sink().await;
         // No worker yet: the message waits in the queue while its recipient goes.
-        let mut server = Server::start_with(backend, &[("CLEANMAIL_ROLE", "api,smtp")]).await;
-        let admin = server.client(&server.admin_key("root@platform.test"));
-        let fx = Fixture::create(&admin, "Vanished").await;
-        admin
-            .patch(
-                &format!("/api/v1/domains/{}", fx.domain),
-                json!({ "destination": sink.addr().to_string(), "state": "live" }),
-            )
-            .await
-            .expect(200);
+        let (mut server, admin, fx) = setup_with(
+            backend,
+            "Vanished",
+            sink.addr(),
+            &[("CLEANMAIL_ROLE", "api,smtp")],
+        )
+        .await;
         let (_anna_id, anna) = add_user(&admin, &fx, "anna").await;
         let jean = format!("jean@{}", fx.domain_name);
         let raw = message(
@@ -907,16 +914,13 @@ async fn mail_with_a_virus_found_by_clamd_is_refused_at_data() {
     };
     for backend in backends() {
         let sink = sink().await;
-        let server = Server::start_with(backend, &[("CLEANMAIL_CLAMD_ADDR", clamd.as_str())]).await;
-        let admin = server.client(&server.admin_key("root@platform.test"));
-        let fx = Fixture::create(&admin, "Clamav").await;
-        admin
-            .patch(
-                &format!("/api/v1/domains/{}", fx.domain),
-                json!({ "destination": sink.addr().to_string(), "state": "live" }),
-            )
-            .await
-            .expect(200);
+        let (server, _, fx) = setup_with(
+            backend,
+            "Clamav",
+            sink.addr(),
+            &[("CLEANMAIL_CLAMD_ADDR", clamd.as_str())],
+        )
+        .await;
         let jean = format!("jean@{}", fx.domain_name);
         let infected = message(
             "alice@sender.example",
@@ -1086,16 +1090,13 @@ async fn mail_for_two_tenants_is_logged_and_delivered_once_per_tenant() {
 async fn mail_expired_copies_and_their_blobs_are_purged() {
     for backend in backends() {
         let sink = sink().await;
-        let server = Server::start_with(backend, &[("CLEANMAIL_PURGE_INTERVAL_SECS", "1")]).await;
-        let admin = server.client(&server.admin_key("root@platform.test"));
-        let fx = Fixture::create(&admin, "Purge").await;
-        admin
-            .patch(
-                &format!("/api/v1/domains/{}", fx.domain),
-                json!({ "destination": sink.addr().to_string(), "state": "live" }),
-            )
-            .await
-            .expect(200);
+        let (server, _, fx) = setup_with(
+            backend,
+            "Purge",
+            sink.addr(),
+            &[("CLEANMAIL_PURGE_INTERVAL_SECS", "1")],
+        )
+        .await;
         let jean = format!("jean@{}", fx.domain_name);
         let db = store_db(&server).await;
 

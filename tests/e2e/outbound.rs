@@ -10,7 +10,7 @@ use cleanmail_core::{AuthOutcome, Authenticator, DnsCache, Envelope};
 use serde_json::{Value, json};
 
 use crate::common::{Fixture, Server, backends};
-use crate::mail::{header, message, send, sink};
+use crate::mail::{header, message, send, setup, sink};
 
 /// The DKIM result of `raw` when `records` (name, TXT value) are all DNS has.
 async fn dkim(raw: &[u8], records: &[(&str, &str)]) -> Vec<(String, AuthOutcome)> {
@@ -315,16 +315,7 @@ async fn dangerous_mail_released_by_a_user_waits_for_an_admins_approval() {
     const EICAR: &str = "X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
     for backend in backends() {
         let downstream = sink().await;
-        let server = Server::start(backend).await;
-        let admin = server.client(&server.admin_key("root@platform.test"));
-        let fx = Fixture::create(&admin, "Requests").await;
-        admin
-            .patch(
-                &format!("/api/v1/domains/{}", fx.domain),
-                json!({ "destination": downstream.addr().to_string(), "state": "live" }),
-            )
-            .await
-            .expect(200);
+        let (server, admin, fx) = setup(backend, "Requests", downstream.addr()).await;
         // This tenant quarantines viruses instead of refusing them.
         admin
             .put(

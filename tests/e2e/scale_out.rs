@@ -8,7 +8,7 @@ use cleanmail_worker::blobs::{BlobStore, S3Location};
 use serde_json::json;
 
 use crate::common::{Fixture, Server, backends};
-use crate::mail::{message, send, sink, store_db};
+use crate::mail::{message, send, setup_with, sink, store_db};
 
 /// A name no other test run uses.
 fn unique(label: &str) -> String {
@@ -42,16 +42,7 @@ async fn mail_with_blobs_in_s3_is_delivered_and_its_copy_read_back() {
             ("CLEANMAIL_BLOB_S3_SECRET_ACCESS_KEY", "testing"),
         ];
         let sink = sink().await;
-        let server = Server::start_with(backend, &env).await;
-        let admin = server.client(&server.admin_key("root@platform.test"));
-        let fx = Fixture::create(&admin, "Bucket").await;
-        admin
-            .patch(
-                &format!("/api/v1/domains/{}", fx.domain),
-                json!({ "destination": sink.addr().to_string(), "state": "live" }),
-            )
-            .await
-            .expect(200);
+        let (server, admin, fx) = setup_with(backend, "Bucket", sink.addr(), &env).await;
         let jean = format!("jean@{}", fx.domain_name);
         let raw = message(
             "alice@sender.example",
