@@ -290,6 +290,16 @@ impl Server {
         self.client(login.body["access_token"].as_str().unwrap())
     }
 
+    /// A client holding a new API key that `admin` creates with `scope`
+    /// (`{"name", "reseller_id"}` or `{"name", "tenant_id"}`).
+    pub async fn api_key_client(&self, admin: &Client, scope: Value) -> Client {
+        let key = admin.post("/api/v1/api-keys", scope).await.expect(201).body["secret"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        self.client(&key)
+    }
+
     pub fn anonymous(&self) -> Client {
         Client {
             http: reqwest::Client::new(),

@@ -11,28 +11,15 @@ struct Victim {
 }
 
 async fn actors(server: &Server, admin: &Client, fx: &Fixture) -> Vec<(&'static str, Client)> {
-    let reseller_key = admin
-        .post(
-            "/api/v1/api-keys",
+    let reseller_admin = server
+        .api_key_client(
+            admin,
             json!({ "name": "reseller", "reseller_id": fx.reseller }),
         )
-        .await
-        .expect(201)
-        .body["secret"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let tenant_key = admin
-        .post(
-            "/api/v1/api-keys",
-            json!({ "name": "tenant", "tenant_id": fx.tenant }),
-        )
-        .await
-        .expect(201)
-        .body["secret"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .await;
+    let tenant_admin = server
+        .api_key_client(admin, json!({ "name": "tenant", "tenant_id": fx.tenant }))
+        .await;
     admin
         .patch(
             &format!("/api/v1/users/{}", fx.user),
@@ -49,8 +36,8 @@ async fn actors(server: &Server, admin: &Client, fx: &Fixture) -> Vec<(&'static 
         .await
         .expect(200);
     vec![
-        ("reseller admin", server.client(&reseller_key)),
-        ("tenant admin", server.client(&tenant_key)),
+        ("reseller admin", reseller_admin),
+        ("tenant admin", tenant_admin),
         (
             "end user",
             server.client(login.body["access_token"].as_str().unwrap()),

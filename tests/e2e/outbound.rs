@@ -388,18 +388,12 @@ async fn dangerous_mail_released_by_a_user_waits_for_an_admins_approval() {
         .await
         .expect(403);
         let stranger = Fixture::create(&admin, "Stranger").await;
-        let stranger_admin_key = admin
-            .post(
-                "/api/v1/api-keys",
+        let stranger_admin = server
+            .api_key_client(
+                &admin,
                 json!({ "name": "stranger", "tenant_id": stranger.tenant }),
             )
-            .await
-            .expect(201)
-            .body["secret"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let stranger_admin = server.client(&stranger_admin_key);
+            .await;
         stranger_admin
             .post(
                 &format!("/api/v1/release-requests/{}/approve", requests[0]),
