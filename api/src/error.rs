@@ -39,6 +39,13 @@ pub enum ApiError {
     /// A feature this deployment is not configured for (503, the reason is shown).
     #[error("{0}")]
     NotConfigured(String),
+    /// Too many attempts, or too much mail, in a time window (429 with `Retry-After`).
+    #[error("{detail}")]
+    RateLimited {
+        detail: String,
+        /// Seconds until the request may succeed again.
+        retry_after_secs: u64,
+    },
 }
 
 /// RFC 9457 problem details.
@@ -81,6 +88,7 @@ impl ApiError {
             Self::Internal(_) => "INTERNAL",
             Self::Unavailable(_) => "UNAVAILABLE",
             Self::NotConfigured(_) => "NOT_CONFIGURED",
+            Self::RateLimited { .. } => "RATE_LIMITED",
         }
     }
 
@@ -94,6 +102,7 @@ impl ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Unavailable(_) | Self::NotConfigured(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -149,6 +158,12 @@ impl ApiError {
         };
         async_graphql::Error::new(message).extend_with(|_, ext| {
             ext.set("code", problem.code.clone());
+            if let Self::RateLimited {
+                retry_after_secs, ..
+            } = &self
+            {
+                ext.set("retryAfter", *retry_after_secs);
+            }
             if !problem.errors.is_empty() {
                 let fields: Vec<async_graphql::Value> = problem
                     .errors
@@ -180,6 +195,15 @@ impl IntoResponse for ApiError {
             axum::http::header::CONTENT_TYPE,
             axum::http::HeaderValue::from_static("application/problem+json"),
         );
+        if let Self::RateLimited {
+            retry_after_secs, ..
+        } = &self
+        {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(*retry_after_secs),
+            );
+        }
         if matches!(self, Self::Unauthenticated) {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,

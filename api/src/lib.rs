@@ -67,6 +67,10 @@ pub struct AppState {
     pub outbound_relay: bool,
     /// Wakes the job workers after the API committed jobs; `None`: they sweep.
     pub job_notifier: Option<Arc<dyn JobNotifier>>,
+    /// Counts login attempts per account.
+    login_throttle: auth::LoginThrottle,
+    /// Recipients a mailbox user may address from the webmail per hour (0: no limit).
+    pub webmail_send_limit: u32,
 }
 
 impl AppState {
@@ -80,6 +84,7 @@ impl AppState {
             blobs: None,
             outbound_relay: false,
             job_notifier: None,
+            webmail_send_limit: service::webmail::DEFAULT_SEND_LIMIT,
         }
     }
 
@@ -107,6 +112,7 @@ pub struct AppStateBuilder {
     blobs: Option<Arc<dyn MessageBlobs>>,
     outbound_relay: bool,
     job_notifier: Option<Arc<dyn JobNotifier>>,
+    webmail_send_limit: u32,
 }
 
 impl AppStateBuilder {
@@ -119,6 +125,13 @@ impl AppStateBuilder {
     /// Whether the worker has an outbound relay (default: none, sending is refused).
     pub fn outbound_relay(mut self, configured: bool) -> Self {
         self.outbound_relay = configured;
+        self
+    }
+
+    /// Recipients a mailbox user may address from the webmail per hour (0: no limit;
+    /// default [`service::webmail::DEFAULT_SEND_LIMIT`]).
+    pub fn webmail_send_limit(mut self, recipients_per_hour: u32) -> Self {
+        self.webmail_send_limit = recipients_per_hour;
         self
     }
 
@@ -157,6 +170,8 @@ impl AppStateBuilder {
             dkim_sealer: cleanmail_core::dkim::KeySealer::new(&secret),
             outbound_relay: self.outbound_relay,
             job_notifier: self.job_notifier,
+            login_throttle: auth::LoginThrottle::default(),
+            webmail_send_limit: self.webmail_send_limit,
             regions: Arc::new(self.regions),
             default_timezone: self.default_timezone.into(),
             blobs: self.blobs,

@@ -48,6 +48,7 @@ struct Raw {
     queue_namespace: String,
     clamd_addr: Option<String>,
     outbound_relay: Option<String>,
+    webmail_send_limit: u32,
     delivery_initial_retry_ms: u64,
     delivery_max_retry_ms: u64,
     delivery_max_age_secs: u64,
@@ -101,6 +102,7 @@ impl Default for Raw {
             queue_namespace: "cleanmail".to_owned(),
             clamd_addr: None,
             outbound_relay: None,
+            webmail_send_limit: cleanmail_api::service::webmail::DEFAULT_SEND_LIMIT,
             delivery_initial_retry_ms: 60_000,
             delivery_max_retry_ms: 3_600_000,
             delivery_max_age_secs: 5 * 24 * 3600,
@@ -151,6 +153,8 @@ pub struct Config {
     pub clamd_addr: Option<String>,
     /// `host:port` that sends DSNs to senders; unset: DSNs are recorded as undeliverable.
     pub outbound_relay: Option<String>,
+    /// Recipients a mailbox user may address from the backup webmail per hour (0: no limit).
+    pub webmail_send_limit: u32,
     /// Backoff of temporary delivery failures.
     pub delivery_initial_retry: Duration,
     pub delivery_max_retry: Duration,
@@ -296,6 +300,7 @@ impl Config {
             smtp_max_connections_per_ip: raw.smtp_max_connections_per_ip.max(1),
             smtp_tls,
             outbound_relay,
+            webmail_send_limit: raw.webmail_send_limit,
             delivery_initial_retry: Duration::from_millis(raw.delivery_initial_retry_ms.max(1)),
             delivery_max_retry: Duration::from_millis(raw.delivery_max_retry_ms.max(1)),
             delivery_max_age: Duration::from_secs(raw.delivery_max_age_secs),

@@ -376,6 +376,7 @@ async fn serve(config: Config, roles: Vec<Role>) -> anyhow::Result<()> {
             .regions(config.regions.clone())
             .default_timezone(config.default_timezone.clone())
             .outbound_relay(config.outbound_relay.is_some())
+            .webmail_send_limit(config.webmail_send_limit)
             .job_notifier(Arc::new(ApiNotices(Arc::clone(&notices))))
             .build();
         let app = cleanmail_api::router(state);

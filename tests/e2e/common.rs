@@ -427,6 +427,8 @@ pub struct Res {
     pub body: Value,
     pub text: String,
     pub content_type: String,
+    /// The `Retry-After` header, in seconds.
+    pub retry_after: Option<u64>,
 }
 
 impl Res {
@@ -463,6 +465,10 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_owned();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()?.parse().ok());
         let text = response.text().await.unwrap();
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
         Res {
@@ -470,6 +476,7 @@ impl Client {
             body,
             text,
             content_type,
+            retry_after,
         }
     }
 

@@ -34,6 +34,7 @@ pub struct LoginResponse {
     responses(
         (status = 200, description = "Logged in", body = LoginResponse),
         (status = 401, description = "Wrong email or password", body = crate::Problem),
+        (status = 429, description = "Too many attempts for this account; see `Retry-After`", body = crate::Problem),
     ))]
 pub async fn login(
     State(state): State<AppState>,

@@ -93,6 +93,7 @@ pub async fn delete(
         (status = 403, description = "Not a mailbox user", body = crate::Problem),
         (status = 404, description = "The message replied to is not yours", body = crate::Problem),
         (status = 422, description = "Invalid recipients, subject or text", body = crate::Problem),
+        (status = 429, description = "Hourly send limit reached; see `Retry-After`", body = crate::Problem),
         (status = 503, description = "No outbound relay configured", body = crate::Problem),
     ),
     security(("bearer" = [])))]

@@ -93,6 +93,10 @@ pub(crate) async fn purge_switched_off(
 pub const MAX_SEND_RECIPIENTS: usize = 50;
 /// At most this many bytes of text per message sent from the webmail.
 pub const MAX_SEND_TEXT: usize = 1024 * 1024;
+/// Recipients a mailbox user may address from the webmail per hour, by default: enough for
+/// a day of work while the own mail server is down, too few to make a stolen password worth
+/// much to a spammer.
+pub const DEFAULT_SEND_LIMIT: u32 = 200;
 
 /// A new message, or a reply, written in the backup webmail.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema, async_graphql::InputObject)]
@@ -173,6 +177,48 @@ async fn original(state: &AppState, who: &Principal, id: &str) -> Result<Origina
     })
 }
 
+/// Refuses a message that would take `address` over the hourly send limit, saying when
+/// enough of the last hour's recipients will have aged out.
+async fn check_send_limit(
+    state: &AppState,
+    tenant_id: &TenantId,
+    address: &str,
+    recipients: usize,
+) -> Result<(), ApiError> {
+    let limit = state.webmail_send_limit as usize;
+    if limit == 0 {
+        return Ok(());
+    }
+    let now = cleanmail_schema::now();
+    let hour = chrono::Duration::hours(1);
+    let sent = mail::outbound_sent_since(&state.db, tenant_id, address, now - hour).await?;
+    let mut used: usize = sent.iter().map(|(_, count)| count).sum();
+    if used + recipients <= limit {
+        return Ok(());
+    }
+    // The earliest time the oldest sends have aged out far enough for this message.
+    let mut free_at = now + hour;
+    for (at, count) in &sent {
+        used -= count;
+        if used + recipients <= limit {
+            free_at = *at + hour;
+            break;
+        }
+    }
+    let retry_after_secs = u64::try_from((free_at - now).num_seconds())
+        .unwrap_or(0)
+        .max(1);
+    Err(ApiError::RateLimited {
+        detail: format!(
+            "sending limit reached: at most {limit} recipients per hour from the webmail \
+             ({used_now} used in the last hour, this message has {recipients}); try again in \
+             {retry_after_secs} seconds",
+            used_now = sent.iter().map(|(_, count)| count).sum::<usize>(),
+        ),
+        retry_after_secs,
+    })
+}
+
 fn parse_recipients(
     v: &mut Validator,
     field: &str,
@@ -240,6 +286,7 @@ pub async fn send(
         v.error("text", format!("must be at most {MAX_SEND_TEXT} bytes"));
     }
     v.finish()?;
+    check_send_limit(state, &user.tenant_id, &user.address, to.len() + cc.len()).await?;
 
     let domain = domains::get(&state.db, &who.scope, &user.domain_id).await?;
     let log_id = MessageLogId::new();
