@@ -431,6 +431,21 @@ impl QueryRoot {
         Ok(connection(page, had_cursor, service::quarantine::cursor))
     }
 
+    /// The sent folder: what you (a mailbox user) sent from the webmail, newest first, with
+    /// each message's delivery state.
+    async fn sent_messages(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, service::webmail::SentMessage>> {
+        let had_cursor = after.is_some();
+        let page = service::webmail::sent(state(ctx), who(ctx)?, &page_params(first, after))
+            .await
+            .gql()?;
+        Ok(connection(page, had_cursor, service::webmail::sent_cursor))
+    }
+
     /// The DKIM keys of a domain (tenant admins), newest first, with their DNS records.
     async fn dkim_keys(
         &self,

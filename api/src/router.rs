@@ -132,6 +132,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(webmail::redistribute))
         .routes(routes!(webmail::delete))
         .routes(routes!(webmail::send))
+        .routes(routes!(webmail::sent))
 }
 
 /// The OpenAPI document.

@@ -281,6 +281,62 @@ async fn webmail_replies_during_an_outage_leave_signed_with_the_domains_dkim_key
         assert_eq!(unsigned["dkim_selector"], Value::Null, "{unsigned}");
         let out = relay.wait_for(3, Duration::from_secs(20)).await;
         assert_eq!(header(&out[2], "DKIM-Signature"), None);
+
+        // The sent folder shows the three messages, newest first, once the relay took them.
+        let mut sent = Value::Null;
+        for _ in 0..100 {
+            sent = jean.get("/api/v1/webmail/sent").await.expect(200).body;
+            if sent["items"]
+                .as_array()
+                .is_some_and(|items| items.iter().all(|m| m["state"] == "delivered"))
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let items = sent["items"].as_array().unwrap();
+        assert_eq!(items.len(), 3, "{sent}");
+        assert!(
+            items.iter().all(|m| m["state"] == "delivered"
+                && m["delivery_attempts"] == 1
+                && m["from"] == jean_address.as_str()),
+            "{sent}"
+        );
+        assert_eq!(items[0]["subject"], "Unsigned");
+        assert_eq!(items[0]["dkim_selector"], Value::Null);
+        assert_eq!(items[1]["subject"], "Our server is down");
+        assert_eq!(items[1]["dkim_selector"], "next");
+        assert_eq!(
+            items[1]["recipients"],
+            json!(["bob@partner.example", "carol@partner.example"])
+        );
+        let first = jean
+            .get("/api/v1/webmail/sent?limit=2")
+            .await
+            .expect(200)
+            .body;
+        let cursor = first["next_cursor"].as_str().unwrap();
+        let rest = jean
+            .get(&format!("/api/v1/webmail/sent?limit=2&after={cursor}"))
+            .await
+            .expect(200)
+            .body;
+        assert_eq!(rest["items"][0]["id"], items[2]["id"], "{rest}");
+        assert_eq!(rest["next_cursor"], Value::Null);
+        admin.get("/api/v1/webmail/sent").await.expect(403);
+        let theirs = outsider.get("/api/v1/webmail/sent").await.expect(200).body;
+        assert_eq!(theirs["items"], json!([]), "{theirs}");
+        let gql = jean
+            .graphql(
+                "{ sentMessages(first: 1) { edges { node { subject state dkimSelector } } pageInfo { hasNextPage } } }",
+                json!({}),
+            )
+            .await;
+        assert_eq!(
+            gql["data"]["sentMessages"]["edges"][0]["node"]["subject"], "Unsigned",
+            "{gql}"
+        );
+        assert_eq!(gql["data"]["sentMessages"]["pageInfo"]["hasNextPage"], true);
     }
 }
 

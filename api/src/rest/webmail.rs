@@ -28,6 +28,25 @@ pub async fn list(
     Ok(Json(service::list(&state, &who, &search, &page).await?))
 }
 
+/// The sent folder: what you sent from the webmail, newest first, with each message's
+/// delivery state (mailbox users).
+#[utoipa::path(get, path = "/api/v1/webmail/sent", tag = "webmail",
+    params(PageParams),
+    responses(
+        (status = 200, description = "One page, newest first", body = Page<SentMessage>),
+        (status = 400, description = "Malformed cursor", body = crate::Problem),
+        (status = 401, description = "Not authenticated", body = crate::Problem),
+        (status = 403, description = "Not a mailbox user", body = crate::Problem),
+    ),
+    security(("bearer" = [])))]
+pub async fn sent(
+    State(state): State<AppState>,
+    who: Principal,
+    Query(page): Query<PageParams>,
+) -> Result<Json<Page<SentMessage>>, ApiError> {
+    Ok(Json(service::sent(&state, &who, &page).await?))
+}
+
 /// One retained message: envelope, headers, verdict, safe preview and attachment list.
 #[utoipa::path(get, path = "/api/v1/webmail/messages/{id}", tag = "webmail",
     params(("id" = String, Path, description = "Message id")),

@@ -118,7 +118,7 @@ pub struct SendMessage {
     pub in_reply_to: Option<String>,
 }
 
-/// A message accepted for sending through the outbound relay.
+/// A message sent through the outbound relay, and how its delivery went.
 #[derive(Debug, Clone, Serialize, ToSchema, async_graphql::SimpleObject)]
 pub struct SentMessage {
     /// Its message-log id.
@@ -131,6 +131,64 @@ pub struct SentMessage {
     /// The DKIM selector it was signed with; absent when the domain has no active key.
     pub dkim_selector: Option<String>,
     pub queued_at: DateTime<Utc>,
+    /// `queued`, `deferred` (the relay will be tried again), `delivered`, `bounced` or
+    /// `partially_bounced` (the sender got a delivery status notification).
+    pub state: String,
+    /// Attempts made to hand it to the relay.
+    pub delivery_attempts: i32,
+    /// The relay's last reply, per recipient.
+    pub last_response: Option<String>,
+    /// When its state last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<MessageLogEntry> for SentMessage {
+    fn from(entry: MessageLogEntry) -> Self {
+        let verdict: serde_json::Value = serde_json::from_str(&entry.verdict).unwrap_or_default();
+        Self {
+            id: entry.id.0,
+            message_id: entry.message_id_header,
+            from: entry.mail_from,
+            recipients: serde_json::from_str(&entry.rcpt_to).unwrap_or_default(),
+            subject: entry.subject,
+            dkim_selector: verdict["dkim_selector"].as_str().map(str::to_owned),
+            queued_at: utc(entry.received_at),
+            state: entry.state,
+            delivery_attempts: entry.delivery_attempts,
+            last_response: entry.last_response,
+            updated_at: utc(entry.updated_at),
+        }
+    }
+}
+
+/// The sent folder: what the caller (a mailbox user) sent from the webmail, newest first,
+/// with each message's delivery state.
+pub async fn sent(
+    state: &AppState,
+    who: &Principal,
+    page: &PageParams,
+) -> Result<Page<SentMessage>, ApiError> {
+    let user = sender(state, who).await?;
+    let page = store::sent(&state.db, &who.scope, &user.address, &page.request()).await?;
+    Ok(Page::from_store(page, Into::into))
+}
+
+/// The cursor of a sent message in its list.
+pub fn sent_cursor(message: &SentMessage) -> String {
+    store::cursor(message.queued_at.naive_utc(), &message.id)
+}
+
+/// The mailbox user behind `who`: only users send, as themselves.
+async fn sender(
+    state: &AppState,
+    who: &Principal,
+) -> Result<cleanmail_schema::models::User, ApiError> {
+    let Scope::User { user_id, .. } = &who.scope else {
+        return Err(ApiError::Forbidden(
+            "only a mailbox user sends from the webmail, as themselves".into(),
+        ));
+    };
+    Ok(users::get(&state.db, &who.scope, user_id).await?)
 }
 
 /// What a reply takes from the message it answers.
@@ -181,7 +239,7 @@ async fn original(state: &AppState, who: &Principal, id: &str) -> Result<Origina
 /// enough of the last hour's recipients will have aged out.
 async fn check_send_limit(
     state: &AppState,
-    tenant_id: &TenantId,
+    who: &Principal,
     address: &str,
     recipients: usize,
 ) -> Result<(), ApiError> {
@@ -191,7 +249,7 @@ async fn check_send_limit(
     }
     let now = cleanmail_schema::now();
     let hour = chrono::Duration::hours(1);
-    let sent = mail::outbound_sent_since(&state.db, tenant_id, address, now - hour).await?;
+    let sent = store::sent_since(&state.db, &who.scope, address, now - hour).await?;
     let mut used: usize = sent.iter().map(|(_, count)| count).sum();
     if used + recipients <= limit {
         return Ok(());
@@ -237,12 +295,7 @@ pub async fn send(
     who: &Principal,
     input: SendMessage,
 ) -> Result<SentMessage, ApiError> {
-    let Scope::User { user_id, .. } = &who.scope else {
-        return Err(ApiError::Forbidden(
-            "only a mailbox user can send from the webmail, as themselves".into(),
-        ));
-    };
-    let user = users::get(&state.db, &who.scope, user_id).await?;
+    let user = sender(state, who).await?;
     if !state.outbound_relay {
         return Err(ApiError::NotConfigured(
             "no outbound relay is configured: mail cannot be sent from the webmail".into(),
@@ -286,7 +339,7 @@ pub async fn send(
         v.error("text", format!("must be at most {MAX_SEND_TEXT} bytes"));
     }
     v.finish()?;
-    check_send_limit(state, &user.tenant_id, &user.address, to.len() + cc.len()).await?;
+    check_send_limit(state, who, &user.address, to.len() + cc.len()).await?;
 
     let domain = domains::get(&state.db, &who.scope, &user.domain_id).await?;
     let log_id = MessageLogId::new();
@@ -343,7 +396,7 @@ pub async fn send(
         size_bytes: i64::try_from(raw.len()).unwrap_or(i64::MAX),
         score: 0.0,
         category: "outbound".to_owned(),
-        verdict: "{}".to_owned(),
+        verdict: serde_json::json!({ "dkim_selector": dkim_selector }).to_string(),
         actions: "[]".to_owned(),
         state: "queued".to_owned(),
         delivery_attempts: 0,
@@ -370,13 +423,5 @@ pub async fn send(
     }
     state.deliveries_committed(1);
     tracing::info!(log = %log_id, user = %user.id, recipients = recipients.len(), signed = dkim_selector.is_some(), "webmail message queued for the outbound relay");
-    Ok(SentMessage {
-        id: log_id.0,
-        message_id,
-        from: user.address,
-        recipients,
-        subject,
-        dkim_selector,
-        queued_at: utc(now),
-    })
+    Ok(entry.into())
 }

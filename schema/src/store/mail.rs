@@ -400,32 +400,3 @@ pub async fn log_outbound(db: &Db, entry: &MessageLogEntry, job: &Job) -> Result
         .await
     })
 }
-
-/// The outbound mail `mail_from` of `tenant_id` sent at or after `since`: when each was
-/// received and how many recipients it addressed, oldest first (what the webmail's hourly
-/// send limit counts).
-pub async fn outbound_sent_since(
-    db: &Db,
-    tenant_id: &TenantId,
-    mail_from: &str,
-    since: NaiveDateTime,
-) -> Result<Vec<(NaiveDateTime, usize)>, StoreError> {
-    let rows: Vec<(NaiveDateTime, String)> = with_conn!(db, conn => {
-        message_log::table
-            .filter(message_log::tenant_id.eq(tenant_id))
-            .filter(message_log::received_at.ge(since))
-            .filter(message_log::category.eq("outbound"))
-            .filter(message_log::mail_from.eq(mail_from))
-            .order(message_log::received_at.asc())
-            .select((message_log::received_at, message_log::rcpt_to))
-            .load(conn)
-            .await?
-    });
-    Ok(rows
-        .into_iter()
-        .map(|(at, list)| {
-            let count = serde_json::from_str::<Vec<String>>(&list).map_or(1, |r| r.len());
-            (at, count)
-        })
-        .collect())
-}

@@ -750,6 +750,76 @@ pub async fn log(db: &Db, scope: &Scope, limit: i64) -> Result<Vec<MessageLogEnt
     })
 }
 
+/// The outbound message-log rows of `mail_from` in `scope` (mail sent from the backup
+/// webmail). The category is literal SQL so that the partial index
+/// `message_log_outbound_sender` serves the query.
+macro_rules! outbound_of {
+    ($scope:expr, $mail_from:expr) => {
+        crate::filter_tenant_scope!(
+            message_log::table.into_boxed(),
+            $scope,
+            message_log::tenant_id
+        )
+        .filter(message_log::mail_from.eq($mail_from.to_owned()))
+        .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+            "category = 'outbound'",
+        ))
+    };
+}
+
+/// Mail that `mail_from` sent from the backup webmail, visible in `scope`, newest first: the
+/// sent folder, with each message's delivery state.
+pub async fn sent(
+    db: &Db,
+    scope: &Scope,
+    mail_from: &str,
+    page: &PageRequest,
+) -> Result<Page<MessageLogEntry>, StoreError> {
+    let after = page.after.as_deref().map(parse_cursor).transpose()?;
+    let rows: Vec<MessageLogEntry> = with_conn!(db, conn => {
+        let mut query = outbound_of!(scope, mail_from);
+        if let Some((at, id)) = &after {
+            query = query.filter(message_log::received_at.le(*at)).filter(
+                message_log::received_at
+                    .lt(*at)
+                    .or(message_log::id.lt(crate::MessageLogId(id.clone()))),
+            );
+        }
+        query
+            .order((message_log::received_at.desc(), message_log::id.desc()))
+            .limit(page.limit() + 1)
+            .select(MessageLogEntry::as_select())
+            .load(conn)
+            .await?
+    });
+    Ok(page.finish(rows, |entry| cursor(entry.received_at, &entry.id.0)))
+}
+
+/// When `mail_from` (in `scope`) sent mail from the backup webmail at or after `since`, and
+/// to how many recipients each time, oldest first: what the hourly send limit counts.
+pub async fn sent_since(
+    db: &Db,
+    scope: &Scope,
+    mail_from: &str,
+    since: NaiveDateTime,
+) -> Result<Vec<(NaiveDateTime, usize)>, StoreError> {
+    let rows: Vec<(NaiveDateTime, String)> = with_conn!(db, conn => {
+        outbound_of!(scope, mail_from)
+            .filter(message_log::received_at.ge(since))
+            .order(message_log::received_at.asc())
+            .select((message_log::received_at, message_log::rcpt_to))
+            .load(conn)
+            .await?
+    });
+    Ok(rows
+        .into_iter()
+        .map(|(at, list)| {
+            let count = serde_json::from_str::<Vec<String>>(&list).map_or(1, |r| r.len());
+            (at, count)
+        })
+        .collect())
+}
+
 /// Traffic counters visible in `scope`, newest hour first (at most `limit`).
 pub async fn traffic(
     db: &Db,
