@@ -410,12 +410,14 @@ async fn a_release_link_confirms_first_acts_once_and_expires() {
             "another user's mail"
         );
 
-        // Opening the release link (twice, like a link scanner) only asks.
+        // Opening the release link (twice, like a link scanner) only asks, in the user's
+        // language (French).
         let release = link(&text, "release");
         for _ in 0..2 {
             let page = web.get(&release).await.expect(200);
             assert!(page.content_type.starts_with("text/html"));
-            assert!(page.text.contains("Release this message"), "{}", page.text);
+            assert!(page.text.contains("<html lang=\"fr\">"), "{}", page.text);
+            assert!(page.text.contains("Libérer ce message"), "{}", page.text);
             assert!(page.text.contains("method=\"post\""));
         }
         assert_eq!(state_of(&server, "Zurich spam one").await, "quarantined");
@@ -426,7 +428,7 @@ async fn a_release_link_confirms_first_acts_once_and_expires() {
             .post_text("/links/release", form, body.clone())
             .await
             .expect(200);
-        assert!(done.text.contains("released"), "{}", done.text);
+        assert!(done.text.contains("a été libéré"), "{}", done.text);
         let delivered = downstream.wait_for(1, Duration::from_secs(20)).await;
         assert_eq!(delivered.len(), 1, "{}", server.log());
         assert!(delivered[0].text().contains("Zurich spam one"));
@@ -434,7 +436,7 @@ async fn a_release_link_confirms_first_acts_once_and_expires() {
             .post_text("/links/release", form, body)
             .await
             .expect(409);
-        assert!(replay.text.contains("already used"));
+        assert!(replay.text.contains("déjà été utilisé"), "{}", replay.text);
         web.get(&release).await.expect(409);
 
         // Expired, tampered, wrong purpose: refused.
@@ -451,6 +453,19 @@ async fn a_release_link_confirms_first_acts_once_and_expires() {
             .await
             .expect(410);
         assert!(page.text.contains("expired"), "{}", page.text);
+        // Before the link is verified, the page speaks the browser's language.
+        let german = reqwest::Client::new()
+            .get(format!("{}/links/quarantine?token={expired}", web.base))
+            .header("accept-language", "de-CH, de;q=0.9, en;q=0.5")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(german.status(), 410);
+        let german = german.text().await.unwrap();
+        assert!(
+            german.contains("<html lang=\"de\">") && german.contains("abgelaufen"),
+            "{german}"
+        );
         web.post_text("/links/delete", form, format!("token={expired}"))
             .await
             .expect(410);

@@ -8,7 +8,7 @@
 
 use axum::Form;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use chrono::Utc;
 use cleanmail_core::links::{LinkClaims, LinkError, LinkPurpose};
@@ -17,6 +17,7 @@ use cleanmail_schema::store::messages::Folder;
 use cleanmail_schema::store::reports::{self as report_store, ReportUser};
 use serde::Deserialize;
 
+use super::i18n::{self, Words};
 use super::{Page, PageForm, PageItem, PageRow};
 use crate::auth::{Principal, Role};
 use crate::service::quarantine;
@@ -33,11 +34,12 @@ pub struct TokenParams {
 /// Lifetime of the tokens the list pages put in their buttons.
 const PAGE_TOKEN_SECONDS: i64 = 3600;
 
-/// A verified link: its claims, its user and the principal it acts as.
+/// A verified link: its claims, its user, the principal it acts as and the user's words.
 struct Holder {
     claims: LinkClaims,
     user: ReportUser,
     principal: Principal,
+    t: &'static Words,
 }
 
 fn parse_purpose(purpose: &str) -> Option<LinkPurpose> {
@@ -52,62 +54,59 @@ fn parse_purpose(purpose: &str) -> Option<LinkPurpose> {
     .find(|p| p.as_str() == purpose)
 }
 
-fn invalid() -> Response {
-    Page::refused(
-        "This link is not valid",
-        "The link is incomplete, was changed, or is not for this page. Use the link from your latest report.",
-    )
-    .respond(StatusCode::BAD_REQUEST)
+fn invalid(t: &'static Words) -> Response {
+    Page::refused(t, t.invalid_title, t.invalid_text).respond(StatusCode::BAD_REQUEST)
 }
 
-async fn verify(state: &AppState, purpose: &str, token: &str) -> Result<Holder, Response> {
-    let purpose = parse_purpose(purpose).ok_or_else(invalid)?;
+/// Checks a link token. Refusals before the user is known speak the browser's language.
+async fn verify(
+    state: &AppState,
+    headers: &HeaderMap,
+    purpose: &str,
+    token: &str,
+) -> Result<Holder, Response> {
+    let browser = i18n::negotiate(
+        headers
+            .get(axum::http::header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let purpose = parse_purpose(purpose).ok_or_else(|| invalid(browser))?;
     let claims = match state.links.verify(token, purpose, Utc::now().timestamp()) {
         Ok(claims) => claims,
         Err(LinkError::Expired) => {
-            return Err(Page::refused(
-                "This link has expired",
-                "Links in quarantine reports work for a limited time. Use the links of your latest report, or sign in to your quarantine.",
-            )
-            .respond(StatusCode::GONE));
+            return Err(
+                Page::refused(browser, browser.expired_title, browser.expired_text)
+                    .respond(StatusCode::GONE),
+            );
         }
-        Err(LinkError::Invalid | LinkError::WrongPurpose) => return Err(invalid()),
+        Err(LinkError::Invalid | LinkError::WrongPurpose) => return Err(invalid(browser)),
     };
     let user = report_store::unscoped_user_for_link(&state.db, &UserId(claims.sub.clone()))
         .await
-        .map_err(|_| invalid())?;
+        .map_err(|_| invalid(browser))?;
     let principal = Principal {
         role: Role::User,
         scope: user.scope(),
         subject: format!("user:{}", user.user.id),
     };
     Ok(Holder {
+        t: i18n::words(&user.user.language),
         claims,
         user,
         principal,
     })
 }
 
-fn already_used() -> Response {
-    Page::refused(
-        "This link was already used",
-        "Each action link works once. Open your quarantine to see the message's current state.",
-    )
-    .respond(StatusCode::CONFLICT)
+fn already_used(t: &'static Words) -> Response {
+    Page::refused(t, t.used_title, t.used_text).respond(StatusCode::CONFLICT)
 }
 
-fn failed(err: &ApiError) -> Response {
+fn failed(t: &'static Words, err: &ApiError) -> Response {
     let (status, message) = match err {
-        ApiError::NotFound => (
-            StatusCode::NOT_FOUND,
-            "This message is no longer in your quarantine (released, deleted or expired).",
-        ),
-        _ => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "The action could not be carried out. Please try again later.",
-        ),
+        ApiError::NotFound => (StatusCode::NOT_FOUND, t.gone_text),
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, t.failed_text),
     };
-    Page::refused("Nothing was done", message).respond(status)
+    Page::refused(t, t.nothing_done, message).respond(status)
 }
 
 fn local(at: chrono::DateTime<Utc>, user: &ReportUser) -> String {
@@ -118,12 +117,21 @@ fn local(at: chrono::DateTime<Utc>, user: &ReportUser) -> String {
     at.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string()
 }
 
-fn action_label(purpose: LinkPurpose) -> &'static str {
+fn action_label(t: &Words, purpose: LinkPurpose) -> &'static str {
     match purpose {
-        LinkPurpose::Release => "Release",
-        LinkPurpose::Delete => "Delete",
-        LinkPurpose::AllowSender => "Allow sender",
-        LinkPurpose::Quarantine | LinkPurpose::Webmail => "Open",
+        LinkPurpose::Release => t.release,
+        LinkPurpose::Delete => t.delete,
+        LinkPurpose::AllowSender => t.allow_sender,
+        LinkPurpose::Quarantine | LinkPurpose::Webmail => t.open,
+    }
+}
+
+/// How a message's sender is shown: its From header, else its envelope sender.
+fn sender(from_header: &str, mail_from: &str) -> String {
+    if from_header.is_empty() {
+        mail_from.to_owned()
+    } else {
+        from_header.to_owned()
     }
 }
 
@@ -139,20 +147,22 @@ fn page_form(state: &AppState, holder: &Holder, item: &str, purpose: LinkPurpose
     PageForm {
         action: format!("/links/{}", purpose.as_str()),
         token: state.links.sign(&claims),
-        label: action_label(purpose).to_owned(),
+        label: action_label(holder.t, purpose).to_owned(),
     }
 }
 
 /// `GET /links/{purpose}`: a confirmation page (actions) or the quarantine / webmail page.
 pub async fn open(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Path(purpose): Path<String>,
     Query(params): Query<TokenParams>,
 ) -> Response {
-    let holder = match verify(&state, &purpose, &params.token).await {
+    let holder = match verify(&state, &headers, &purpose, &params.token).await {
         Ok(holder) => holder,
         Err(page) => return page,
     };
+    let t = holder.t;
     let purpose = holder.claims.purpose;
     match purpose {
         LinkPurpose::Release | LinkPurpose::Delete | LinkPurpose::AllowSender => {
@@ -164,39 +174,36 @@ pub async fn open(
             .await
             {
                 Ok(false) => {}
-                Ok(true) => return already_used(),
-                Err(err) => return failed(&err.into()),
+                Ok(true) => return already_used(t),
+                Err(err) => return failed(t, &err.into()),
             }
             let Some(item_id) = holder.claims.item.as_deref() else {
-                return invalid();
+                return invalid(t);
             };
             let item = match quarantine::get(&state, &holder.principal, item_id).await {
                 Ok(detail) => detail.message,
-                Err(err) => return failed(&err),
+                Err(err) => return failed(t, &err),
             };
-            let question = match purpose {
-                LinkPurpose::Release => "Release this message to your mailbox?",
-                LinkPurpose::Delete => "Delete this message?",
-                _ => "Allow this sender from now on?",
+            let (question, label) = match purpose {
+                LinkPurpose::Release => (t.ask_release, t.confirm_release),
+                LinkPurpose::Delete => (t.ask_delete, t.confirm_delete),
+                _ => (t.ask_allow, t.confirm_allow),
             };
             Page {
+                t,
                 title: question.to_owned(),
                 kind: "confirm",
-                message: Some("Nothing happens until you confirm.".to_owned()),
+                message: Some(t.nothing_until_confirm.to_owned()),
                 item: Some(PageItem {
-                    sender: if item.from_header.is_empty() {
-                        item.mail_from.clone()
-                    } else {
-                        item.from_header.clone()
-                    },
+                    sender: sender(&item.from_header, &item.mail_from),
                     subject: item.subject.clone(),
                     received: local(item.received_at, &holder.user),
-                    category: format!("{:?}", item.category).to_lowercase(),
+                    category: t.category_name(&format!("{:?}", item.category).to_lowercase()),
                 }),
                 confirm: Some(PageForm {
                     action: format!("/links/{}", purpose.as_str()),
                     token: params.token.clone(),
-                    label: format!("Confirm: {}", action_label(purpose).to_lowercase()),
+                    label: label.to_owned(),
                 }),
                 ..Page::default()
             }
@@ -210,6 +217,7 @@ pub async fn open(
 }
 
 async fn quarantine_page(state: &AppState, holder: &Holder) -> Response {
+    let t = holder.t;
     let page = match quarantine::list(
         state,
         &holder.principal,
@@ -222,20 +230,16 @@ async fn quarantine_page(state: &AppState, holder: &Holder) -> Response {
     .await
     {
         Ok(page) => page,
-        Err(err) => return failed(&err),
+        Err(err) => return failed(t, &err),
     };
     let rows = page
         .items
         .iter()
         .map(|m| PageRow {
-            sender: if m.from_header.is_empty() {
-                m.mail_from.clone()
-            } else {
-                m.from_header.clone()
-            },
+            sender: sender(&m.from_header, &m.mail_from),
             subject: m.subject.clone(),
             received: local(m.received_at, &holder.user),
-            category: format!("{:?}", m.category).to_lowercase(),
+            category: t.category_name(&format!("{:?}", m.category).to_lowercase()),
             read_url: None,
             forms: [
                 LinkPurpose::Release,
@@ -248,7 +252,10 @@ async fn quarantine_page(state: &AppState, holder: &Holder) -> Response {
         })
         .collect();
     Page {
-        title: format!("Quarantine of {}", holder.user.user.address),
+        t,
+        title: t
+            .quarantine_of
+            .replace("{address}", &holder.user.user.address),
         kind: "confirm",
         rows: Some(rows),
         ..Page::default()
@@ -263,25 +270,23 @@ async fn webmail_page(
     message: Option<&str>,
     token: &str,
 ) -> Response {
+    let t = holder.t;
     if let Some(id) = message {
         let detail = match quarantine::detail(state, &holder.principal, id, Folder::Retained).await
         {
             Ok(detail) => detail,
-            Err(err) => return failed(&err),
+            Err(err) => return failed(t, &err),
         };
         let m = &detail.message;
         return Page {
+            t,
             title: m.subject.clone(),
             kind: "confirm",
             item: Some(PageItem {
-                sender: if m.from_header.is_empty() {
-                    m.mail_from.clone()
-                } else {
-                    m.from_header.clone()
-                },
+                sender: sender(&m.from_header, &m.mail_from),
                 subject: m.subject.clone(),
                 received: local(m.received_at, &holder.user),
-                category: format!("{:?}", m.category).to_lowercase(),
+                category: t.category_name(&format!("{:?}", m.category).to_lowercase()),
             }),
             body: Some(detail.preview.text.clone().unwrap_or_default()),
             ..Page::default()
@@ -290,7 +295,7 @@ async fn webmail_page(
     }
     let filter = match quarantine::MessageSearch::default().to_store(Folder::Retained) {
         Ok(filter) => filter,
-        Err(err) => return failed(&err),
+        Err(err) => return failed(t, &err),
     };
     let page = match cleanmail_schema::store::messages::list(
         &state.db,
@@ -304,26 +309,23 @@ async fn webmail_page(
     .await
     {
         Ok(page) => page,
-        Err(err) => return failed(&err.into()),
+        Err(err) => return failed(t, &err.into()),
     };
     let rows = page
         .items
         .iter()
         .map(|m| PageRow {
-            sender: if m.from_header.is_empty() {
-                m.mail_from.clone()
-            } else {
-                m.from_header.clone()
-            },
+            sender: sender(&m.from_header, &m.mail_from),
             subject: m.subject.clone(),
             received: local(m.received_at.and_utc(), &holder.user),
-            category: m.category.clone(),
+            category: t.category_name(&m.category),
             read_url: Some(format!("/links/webmail?token={token}&message={}", m.id)),
             forms: Vec::new(),
         })
         .collect();
     Page {
-        title: format!("Backup webmail of {}", holder.user.user.address),
+        t,
+        title: t.webmail_of.replace("{address}", &holder.user.user.address),
         kind: "confirm",
         rows: Some(rows),
         ..Page::default()
@@ -334,23 +336,25 @@ async fn webmail_page(
 /// `POST /links/{purpose}`: carries out an action once.
 pub async fn act(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Path(purpose): Path<String>,
     Form(params): Form<TokenParams>,
 ) -> Response {
-    let holder = match verify(&state, &purpose, &params.token).await {
+    let holder = match verify(&state, &headers, &purpose, &params.token).await {
         Ok(holder) => holder,
         Err(page) => return page,
     };
+    let t = holder.t;
     let purpose = holder.claims.purpose;
     let Some(item) = holder.claims.item.clone().filter(|_| purpose.is_action()) else {
-        return invalid();
+        return invalid(t);
     };
     let scope = &holder.principal.scope;
     match report_store::use_link_token(&state.db, scope, &holder.claims.jti, purpose.as_str()).await
     {
         Ok(true) => {}
-        Ok(false) => return already_used(),
-        Err(err) => return failed(&err.into()),
+        Ok(false) => return already_used(t),
+        Err(err) => return failed(t, &err.into()),
     }
     let done = match purpose {
         LinkPurpose::Release => quarantine::release(
@@ -361,16 +365,12 @@ pub async fn act(
         )
         .await
         .map(|outcome| match outcome.status {
-            quarantine::ReleaseStatus::Released => {
-                "The message was released and is on its way to your mailbox.".to_owned()
-            }
-            quarantine::ReleaseStatus::Requested => {
-                "Your administrator was asked to release this message.".to_owned()
-            }
+            quarantine::ReleaseStatus::Released => t.released.to_owned(),
+            quarantine::ReleaseStatus::Requested => t.requested.to_owned(),
         }),
         LinkPurpose::Delete => quarantine::delete(&state, &holder.principal, &item)
             .await
-            .map(|()| "The message was deleted.".to_owned()),
+            .map(|()| t.deleted.to_owned()),
         _ => quarantine::allow_sender(
             &state,
             &holder.principal,
@@ -378,11 +378,12 @@ pub async fn act(
             quarantine::SenderListInput::default(),
         )
         .await
-        .map(|outcome| format!("{} is now an allowed sender.", outcome.entry)),
+        .map(|outcome| t.allowed.replace("{sender}", &outcome.entry)),
     };
     match done {
         Ok(message) => Page {
-            title: "Done".to_owned(),
+            t,
+            title: t.done.to_owned(),
             kind: "done",
             message: Some(message),
             ..Page::default()
@@ -391,7 +392,7 @@ pub async fn act(
         Err(err) => {
             // Nothing happened: the link may be tried again.
             let _ = report_store::unuse_link_token(&state.db, scope, &holder.claims.jti).await;
-            failed(&err)
+            failed(t, &err)
         }
     }
 }

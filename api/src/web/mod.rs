@@ -1,7 +1,9 @@
 //! Small server-rendered pages behind the one-click links of report emails (for resellers
 //! without a portal): a confirmation page per action, the user's quarantine with actions and
-//! the backup webmail. The signed link token is the only credential; see [`links`].
+//! the backup webmail. The signed link token is the only credential; see [`links`]. The
+//! pages speak the user's language ([`i18n`]).
 
+pub mod i18n;
 pub mod links;
 
 use std::sync::OnceLock;
@@ -42,6 +44,8 @@ pub struct PageRow {
 /// What a page shows.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Page {
+    /// The words of the page's language.
+    pub t: &'static i18n::Words,
     pub title: String,
     /// `confirm`, `done` or `refused` (styling).
     pub kind: &'static str,
@@ -53,9 +57,10 @@ pub struct Page {
 }
 
 impl Page {
-    /// A refusal page.
-    pub fn refused(title: &str, message: &str) -> Self {
+    /// A refusal page in the language of `t`.
+    pub fn refused(t: &'static i18n::Words, title: &str, message: &str) -> Self {
         Self {
+            t,
             title: title.to_owned(),
             kind: "refused",
             message: Some(message.to_owned()),
