@@ -490,6 +490,55 @@ impl TenantModel {
         self.messages
     }
 
+    /// Distinct features the overlay holds (counts or weight corrections).
+    pub fn len(&self) -> usize {
+        let extra = self
+            .weights
+            .keys()
+            .filter(|k| !self.features.contains_key(k))
+            .count();
+        self.features.len() + extra
+    }
+
+    /// Whether the overlay has learned nothing.
+    pub fn is_empty(&self) -> bool {
+        self.features.is_empty() && self.weights.is_empty()
+    }
+
+    /// Bounds the overlay to `max` features: beyond it, the features with the least
+    /// evidence (seen in the fewest learned messages, then with the smallest weight
+    /// correction) are forgotten, down to nine tenths of `max` so that pruning is rare.
+    /// Returns how many were forgotten. Keeps a tenant's feedback from growing its model
+    /// (and the memory of every process that caches it) without limit.
+    pub fn prune(&mut self, max: usize) -> usize {
+        let len = self.len();
+        if len <= max {
+            return 0;
+        }
+        let keep = max - max / 10;
+        let mut ranked: Vec<(u32, u32, f32)> = self
+            .features
+            .keys()
+            .chain(self.weights.keys())
+            .copied()
+            .collect::<std::collections::HashSet<u32>>()
+            .into_iter()
+            .map(|k| {
+                let seen = self.features.get(&k).map_or(0, |c| c.iter().sum::<u32>());
+                let correction = self.weights.get(&k).map_or(0.0, |w| w.abs());
+                (k, seen, correction)
+            })
+            .collect();
+        // Least evidence first; the feature id settles ties so pruning is deterministic.
+        ranked.sort_by(|a, b| a.1.cmp(&b.1).then(a.2.total_cmp(&b.2)).then(a.0.cmp(&b.0)));
+        let forget = ranked.len() - keep;
+        for (k, _, _) in &ranked[..forget] {
+            self.features.remove(k);
+            self.weights.remove(k);
+        }
+        forget
+    }
+
     /// Serialises the overlay in the model file format (counts saturate at 65535).
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut entries: FeatureMap<Entry> = self
@@ -944,5 +993,28 @@ mod tests {
             Model::from_bytes(b"garbage"),
             Err(ModelError::Truncated)
         ));
+    }
+
+    #[test]
+    fn a_pruned_overlay_keeps_its_best_evidence() {
+        let base = Model::default();
+        let mut overlay = TenantModel::new();
+        // Feature 1 is in every learned message; 100..1100 once each.
+        for i in 0..1000u32 {
+            overlay.learn(&base, &[1, 100 + i], Class::Spam);
+        }
+        assert_eq!(overlay.len(), 1001);
+        assert_eq!(overlay.prune(2000), 0, "under the cap nothing goes");
+        let forgotten = overlay.prune(500);
+        assert_eq!(forgotten, 1001 - 450, "down to nine tenths of the cap");
+        assert_eq!(overlay.len(), 450);
+        let restored = TenantModel::from_bytes(&overlay.to_bytes()).unwrap();
+        assert_eq!(restored.len(), 450);
+        assert_eq!(restored.message_counts(), [0, 1000, 0]);
+        assert!(
+            restored.features.contains_key(&1),
+            "the common feature stays"
+        );
+        assert!(base.score(&[1, 5000], Some(&restored)).spam > 0.5);
     }
 }

@@ -22,8 +22,12 @@ pub use cleanmail_schema::store::learning::LEARN_FEEDBACK;
 
 /// How long a loaded tenant model is reused: what a tenant learns applies within this time.
 pub const MODEL_CACHE_TTL: Duration = Duration::from_secs(5);
-/// Most tenants whose models are cached at once.
-const MODEL_CACHE_CAPACITY: u64 = 10_000;
+/// Features of tenant models cached at once (each model weighs its feature count, an empty
+/// one 1): about 40 bytes each in memory, so some 200 MB at most.
+const MODEL_CACHE_FEATURES: u64 = 5_000_000;
+/// Most features a tenant's learned model keeps (about 3 MB stored); beyond it the least
+/// evidenced are forgotten ([`TenantModel::prune`]).
+pub const MAX_TENANT_FEATURES: usize = 200_000;
 
 /// Tenants' learned models (`None`: the tenant has learned nothing), cached for
 /// [`MODEL_CACHE_TTL`].
@@ -37,7 +41,12 @@ impl TenantModelCache {
         Self {
             db,
             entries: Cache::builder()
-                .max_capacity(MODEL_CACHE_CAPACITY)
+                .max_capacity(MODEL_CACHE_FEATURES)
+                .weigher(|_, model: &Option<Arc<TenantModel>>| {
+                    model.as_ref().map_or(1, |m| {
+                        u32::try_from(m.len()).unwrap_or(u32::MAX).saturating_add(1)
+                    })
+                })
                 .time_to_live(MODEL_CACHE_TTL)
                 .build(),
         }
@@ -123,9 +132,14 @@ async fn learn_tenant(worker: &Worker, tenant: &TenantId, jobs: &[Job]) -> anyho
         };
         let engine = Arc::clone(&worker.engine);
         let examples_ref = examples.clone();
+        let tenant_id = tenant.clone();
         let model_bytes = tokio::task::spawn_blocking(move || {
             for (raw, envelope, class) in &examples_ref {
                 engine.learn(&mut model, raw, envelope, *class);
+            }
+            let forgotten = model.prune(MAX_TENANT_FEATURES);
+            if forgotten > 0 {
+                debug!(tenant = %tenant_id, forgotten, "tenant model pruned");
             }
             model.to_bytes()
         })
