@@ -35,10 +35,8 @@ impl Envelope {
     /// saved messages, such as `cleanmail eval`; the SMTP worker has the real envelope.
     pub fn from_headers(raw: &[u8]) -> Self {
         let mut envelope = Envelope::default();
-        let head_end = raw
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .or_else(|| raw.windows(2).position(|w| w == b"\n\n"))
+        let head_end = memchr::memmem::find(raw, b"\r\n\r\n")
+            .or_else(|| memchr::memmem::find(raw, b"\n\n"))
             .unwrap_or(raw.len().min(64 * 1024));
         let mut recipient = None;
         for line in raw[..head_end].split(|&b| b == b'\n') {

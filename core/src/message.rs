@@ -304,6 +304,12 @@ pub fn find_urls(text: &str, max: usize) -> Vec<String> {
     let bytes = text.as_bytes();
     let mut i = 0;
     while i + 4 < bytes.len() && urls.len() < max {
+        // Every URL starts with `h` or `w` (either case): skip the rest cheaply.
+        let first = bytes[i] | 0x20;
+        if first != b'h' && first != b'w' {
+            i += 1;
+            continue;
+        }
         let rest = &bytes[i..];
         let starts = rest.len() > 7
             && (rest[..7].eq_ignore_ascii_case(b"http://")
