@@ -265,3 +265,27 @@ First message through Cleanmail.\r\n"
         }
     }
 }
+
+#[test]
+fn subjects_in_scripts_without_capitals_are_not_shouting() {
+    let engine = Engine::default();
+    let env = envelope(&["bob@customer.example"]);
+    let verdict = |subject: &str| {
+        let raw = format!(
+            "From: Ken <ken@example.jp>\r\nTo: bob@customer.example\r\nSubject: {subject}\r\n\
+Date: Sun, 29 Nov 2026 10:00:00 +0100\r\nMIME-Version: 1.0\r\n\
+Content-Type: text/plain; charset=utf-8\r\n\r\nhello\r\n"
+        );
+        let input = MessageInput {
+            raw: raw.as_bytes(),
+            envelope: &env,
+            auth: None,
+            received_at: None,
+        };
+        engine.analyze(&input, &TenantContext::default())
+    };
+    assert!(verdict("LIMITED OFFER FOR YOU TODAY").has_symbol("SUBJECT_ALL_CAPS"));
+    assert!(verdict("ВНИМАНИЕ СРОЧНОЕ ПРЕДЛОЖЕНИЕ").has_symbol("SUBJECT_ALL_CAPS"));
+    assert!(!verdict("来週の打ち合わせの日程について").has_symbol("SUBJECT_ALL_CAPS"));
+    assert!(!verdict("다음 주 회의 일정에 대해서 알려 드립니다").has_symbol("SUBJECT_ALL_CAPS"));
+}
