@@ -540,7 +540,7 @@ impl Engine {
 /// than [`CLASSIFIER_KNOWN_FULL`] features known to the model loses up to
 /// [`CLASSIFIER_LOW_EVIDENCE_PENALTY`] points, in proportion to the missing ones. The fit had
 /// to keep every short personal note of `core/tests/fixtures/short-ham` (one-liners,
-/// replies, ten languages, from a client whose HELO is not a domain name) under 2.5 points
+/// replies, eleven languages, from a client whose HELO is not a domain name) under 2.5 points
 /// in total with every fold's model; `core/tests/fixtures/short-ham-unseen` was not used in
 /// the fit and checks it.
 pub fn classifier_points(score: &BayesScore) -> f32 {
