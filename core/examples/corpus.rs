@@ -41,7 +41,7 @@ fn load(dir: &Path) -> Vec<(Class, String, Vec<u8>)> {
 
 /// Features kept in a written model: seen at least this often (`cleanmail train` uses 3).
 fn min_count() -> u32 {
-    std::env::var("MIN_COUNT").map_or(3, |m| m.parse().unwrap())
+    std::env::var("MIN_COUNT").map_or(TrainOptions::default().min_count, |m| m.parse().unwrap())
 }
 
 fn options() -> TrainOptions {
