@@ -22,7 +22,7 @@
 //! `b"CMSTAT02"`, `u32` ham messages, `u32` spam messages, `u32` phish messages, `f32` logistic
 //! bias, `u32` n, then n records sorted by hash: `u32` feature hash, `u16` ham count, `u16` spam
 //! count, `u16` phish count, `i16` logistic weight in 1/2048 units. Features seen fewer than
-//! three times in training are pruned ([`TrainOptions::min_count`]), and the logistic layer is
+//! twice in training are pruned ([`TrainOptions::min_count`]), and the logistic layer is
 //! trained on the kept features only, so training sees the inputs that scoring will see.
 //!
 //! # Two layers over the same features
@@ -447,7 +447,7 @@ impl Default for TrainOptions {
         Self {
             epochs: crate::engine::TRAIN_EPOCHS,
             ham_weight: crate::engine::TRAIN_HAM_WEIGHT,
-            min_count: 3,
+            min_count: 2,
             kept_only: true,
             short_copy_words: 20,
         }
