@@ -529,14 +529,22 @@ impl TenantModel {
     /// counts it, then corrects the logistic weights until `base` plus this overlay classify
     /// it on the right side with a margin (train-on-error, as in OSB-Winnow).
     pub fn learn(&mut self, base: &Model, features: &[u32], class: Class) {
+        self.learn_to(base, features, class, 0.95);
+    }
+
+    /// [`TenantModel::learn`] with the probability that unwanted mail must reach (ham is
+    /// learned until it is under 0.05). The engine asks for more than 0.95 when the message
+    /// has few features, so that its points still reach the threshold
+    /// ([`crate::Engine::learn`]).
+    pub fn learn_to(&mut self, base: &Model, features: &[u32], class: Class, unwanted: f64) {
         let target = if class == Class::Ham { 0.0 } else { 1.0 };
         let x = input_scale(features.len());
-        for _ in 0..50 {
+        for _ in 0..100 {
             let p = sigmoid(base.logit(features, Some(self)));
             let wrong = if class == Class::Ham {
                 p > 0.05
             } else {
-                p < 0.95
+                p < unwanted
             };
             if !wrong {
                 break;

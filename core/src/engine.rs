@@ -351,10 +351,20 @@ impl Engine {
         Model::train(&examples, options)
     }
 
-    /// Learns a message into a tenant's overlay (released => ham, reported => spam).
+    /// Learns a message into a tenant's overlay (released => ham, reported => spam). A reported
+    /// message is learned until the classifier alone gives it [`LEARNED_SPAM_POINTS`] (and
+    /// at least p = 0.95): with few features, the low-evidence penalty of
+    /// [`classifier_points`] would otherwise keep it under the threshold however often it is
+    /// reported.
     pub fn learn(&self, overlay: &mut TenantModel, raw: &[u8], envelope: &Envelope, class: Class) {
         let features = self.features(raw, envelope);
-        overlay.learn(&self.model, &features, class);
+        // After learning, the overlay has a weight for every feature of the message.
+        let missing = 1.0 - (features.len() as f64 / CLASSIFIER_KNOWN_FULL).min(1.0);
+        let logit = (LEARNED_SPAM_POINTS - CLASSIFIER_OFFSET
+            + CLASSIFIER_LOW_EVIDENCE_PENALTY * missing)
+            / CLASSIFIER_SCALE;
+        let unwanted = (1.0 / (1.0 + (-logit).exp())).clamp(0.95, 0.999);
+        overlay.learn_to(&self.model, &features, class, unwanted);
     }
 
     /// Analyzes one message. Never panics on malformed input; problems become warnings.
@@ -550,6 +560,9 @@ pub fn classifier_points(score: &BayesScore) -> f32 {
 }
 
 const CLASSIFIER_SCALE: f64 = 2.0;
+/// The classifier's points that a message reported as spam is learned to (see
+/// [`Engine::learn`]).
+pub const LEARNED_SPAM_POINTS: f64 = 6.0;
 const CLASSIFIER_OFFSET: f64 = 1.8;
 /// Messages with at least this many features known to the model get no low-evidence penalty.
 pub const CLASSIFIER_KNOWN_FULL: f64 = 50.0;

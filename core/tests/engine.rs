@@ -289,3 +289,40 @@ Content-Type: text/plain; charset=utf-8\r\n\r\nhello\r\n"
     assert!(!verdict("来週の打ち合わせの日程について").has_symbol("SUBJECT_ALL_CAPS"));
     assert!(!verdict("다음 주 회의 일정에 대해서 알려 드립니다").has_symbol("SUBJECT_ALL_CAPS"));
 }
+
+/// The low-evidence penalty must not make a reported one-word message unlearnable.
+#[test]
+fn a_reported_one_word_message_is_spam_for_the_tenant() {
+    let engine = Engine::default();
+    let env = envelope(&["bob@customer.example"]);
+    let message = |n: u32| {
+        format!(
+            "From: Deals <deals@cheap-meds.example>\r\nTo: bob@customer.example\r\n\
+Subject: offer\r\nMessage-ID: <m-{n}@cheap-meds.example>\r\n\
+Date: Sun, 29 Nov 2026 10:00:00 +0100\r\n\r\nhi\r\n"
+        )
+        .into_bytes()
+    };
+    let mut overlay = TenantModel::new();
+    engine.learn(&mut overlay, &message(1), &env, Class::Spam);
+    let ctx = TenantContext {
+        overlay: Some(Arc::new(overlay)),
+        ..TenantContext::default()
+    };
+    let next = message(2);
+    let input = MessageInput {
+        raw: &next,
+        envelope: &env,
+        auth: None,
+        received_at: None,
+    };
+    let verdict = engine.analyze(&input, &ctx);
+    assert_eq!(
+        verdict.category,
+        Category::Spam,
+        "{}",
+        verdict.explanation()
+    );
+    let untaught = engine.analyze(&input, &TenantContext::default());
+    assert_eq!(untaught.category, Category::Clean);
+}
