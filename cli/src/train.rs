@@ -6,10 +6,8 @@
 use std::path::Path;
 
 use anyhow::Context;
+use cleanmail_core::classifier::{Class, TrainOptions};
 use cleanmail_core::{Engine, EngineConfig, Model};
-
-/// Features seen fewer times than this in training are not written.
-const MIN_COUNT: u32 = 3;
 
 pub fn run(dir: &Path, out: &Path) -> anyhow::Result<()> {
     let messages = crate::eval::load_corpus(dir)?;
@@ -23,9 +21,13 @@ pub fn run(dir: &Path, out: &Path) -> anyhow::Result<()> {
             .iter()
             .map(|(class, _, raw)| (raw.as_slice(), *class)),
     );
-    let bytes = model.to_bytes(MIN_COUNT);
+    // Features seen fewer times than this in training are not written (the logistic layer
+    // was trained without them).
+    let bytes = model.to_bytes(TrainOptions::default().min_count);
     std::fs::write(out, &bytes).with_context(|| format!("writing {}", out.display()))?;
-    let [ham, spam, phish] = model.message_counts();
+    // The model's message counts include the short training copies of the messages.
+    let count = |class| messages.iter().filter(|(c, _, _)| *c == class).count();
+    let (ham, spam, phish) = (count(Class::Ham), count(Class::Spam), count(Class::Phish));
     println!(
         "trained on {ham} ham, {spam} spam, {phish} phish: {} features kept, {} bytes written to {}",
         Model::from_bytes(&bytes).map(|m| m.len()).unwrap_or(0),

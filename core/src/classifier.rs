@@ -22,7 +22,8 @@
 //! `b"CMSTAT02"`, `u32` ham messages, `u32` spam messages, `u32` phish messages, `f32` logistic
 //! bias, `u32` n, then n records sorted by hash: `u32` feature hash, `u16` ham count, `u16` spam
 //! count, `u16` phish count, `i16` logistic weight in 1/2048 units. Features seen fewer than
-//! twice in training are pruned.
+//! twice in training are pruned ([`TrainOptions::min_count`]), and the logistic layer is
+//! trained on the kept features only, so training sees the inputs that scoring will see.
 //!
 //! # Two layers over the same features
 //!
@@ -30,8 +31,14 @@
 //! the category). A logistic-regression layer trained with AdaGrad on the same features (the
 //! discriminative member of the family: CRM114's OSB-Winnow, rspamd's neural module) gives the
 //! spam probability used for scoring when present; on cross-validation over the training
-//! corpus it ranks far better than chi-square combining, which saturates at 0 and 1. Tenant feedback corrects both: counts are added, and the logistic weights
-//! are adjusted by train-on-error until the message is classified as the user said.
+//! corpus it ranks far better than chi-square combining, which saturates at 0 and 1. Tenant
+//! feedback corrects both: counts are added, and the logistic weights are adjusted by
+//! train-on-error until the message is classified as the user said.
+//!
+//! [`BayesScore::known`] counts the message's features that the logistic layer has a weight
+//! for; the engine gives a message that the model knows little about fewer points
+//! ([`crate::engine::classifier_points`]), so that short personal mail is not pushed
+//! towards the threshold by an undecided classifier.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -134,6 +141,13 @@ pub struct BayesScore {
     pub phish: f64,
     /// Significant features used.
     pub features_used: usize,
+    /// Features the logistic layer has a weight for.
+    #[serde(default)]
+    pub known: usize,
+    /// The logistic layer's evidence: the sum of the absolute contributions of the
+    /// message's features to its logit (0 when the model knows none of them).
+    #[serde(default)]
+    pub evidence: f64,
 }
 
 impl Model {
@@ -239,6 +253,7 @@ impl Model {
         let mut phish_significant: Vec<f64> = Vec::with_capacity(64);
         let mut z = f64::from(self.bias);
         let x = input_scale(features.len());
+        let (mut known, mut evidence) = (0, 0.0f64);
         for &feature in features {
             let entry = self.entries.get(&feature).copied().unwrap_or_default();
             let mut weight = entry.weight;
@@ -252,6 +267,10 @@ impl Model {
                 if let Some(delta) = overlay.weights.get(&feature) {
                     weight += delta;
                 }
+            }
+            if weight != 0.0 {
+                known += 1;
+                evidence += f64::from(weight.abs());
             }
             z += f64::from(weight) * x;
             let [ham, spam, phish] = counts;
@@ -290,6 +309,8 @@ impl Model {
             bayes,
             phish: combine(&mut phish_significant),
             features_used,
+            known,
+            evidence: evidence * x,
         }
     }
 }
@@ -311,6 +332,28 @@ impl Model {
         z
     }
 
+    /// Trains a model from labelled feature sets: counts every message, drops the features
+    /// seen fewer than `options.min_count` times (they would be pruned from the written model
+    /// anyway), then trains the logistic layer on the kept features only, so that training
+    /// sees exactly the inputs that scoring will see.
+    pub fn train(examples: &[(Vec<u32>, Class)], options: &TrainOptions) -> Self {
+        let mut model = Model::default();
+        for (features, class) in examples {
+            model.learn(features, *class);
+        }
+        if options.kept_only {
+            model.prune(options.min_count);
+        }
+        model.train_logistic(examples, options);
+        model
+    }
+
+    /// Drops the features seen fewer than `min_count` times.
+    pub fn prune(&mut self, min_count: u32) {
+        self.entries
+            .retain(|_, e| e.counts.iter().map(|&x| u32::from(x)).sum::<u32>() >= min_count);
+    }
+
     /// Trains the logistic layer on labelled feature sets (spam and phish are positive) with
     /// AdaGrad (a per-feature step size: rare tokens learn fast, common ones settle), a small
     /// L2 decay, per-message input normalisation and ham weighted up to keep false positives
@@ -321,6 +364,19 @@ impl Model {
         epochs: usize,
         ham_weight: f64,
     ) {
+        let options = TrainOptions {
+            epochs,
+            ham_weight,
+            ..TrainOptions::default()
+        };
+        self.train_logistic(examples, &options);
+    }
+
+    /// The logistic layer's training. With `kept_only`, features the model does not hold are
+    /// left out (but still counted in the input normalisation, as when scoring).
+    fn train_logistic(&mut self, examples: &[(Vec<u32>, Class)], options: &TrainOptions) {
+        let (epochs, ham_weight) = (options.epochs, options.ham_weight);
+        let known = |f: &u32| !options.kept_only || self.entries.contains_key(f);
         const STEP: f64 = 0.3;
         const DECAY: f64 = 1e-5;
         let mut weights: FeatureMap<f64> = FeatureMap::default();
@@ -341,7 +397,7 @@ impl Model {
                 let (features, class) = &examples[index];
                 let x = input_scale(features.len());
                 let mut z = bias;
-                for f in features {
+                for f in features.iter().filter(|f| known(f)) {
                     z += weights.get(f).copied().unwrap_or(0.0) * x;
                 }
                 let target = if *class == Class::Ham { 0.0 } else { 1.0 };
@@ -353,7 +409,7 @@ impl Model {
                 let error = (target - sigmoid(z)) * importance;
                 bias += error * bias_rate;
                 let gradient = error * x;
-                for f in features {
+                for f in features.iter().filter(|f| known(f)) {
                     let squared = squared_gradients.entry(*f).or_insert(1e-6);
                     *squared += gradient * gradient;
                     let w = weights.entry(*f).or_insert(0.0);
@@ -366,6 +422,34 @@ impl Model {
             if let Some(entry) = self.entries.get_mut(&feature) {
                 entry.weight = weight as f32;
             }
+        }
+    }
+}
+
+/// How [`Model::train`] trains.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainOptions {
+    /// Epochs of the logistic layer.
+    pub epochs: usize,
+    /// How much more a ham example weighs than a spam one.
+    pub ham_weight: f64,
+    /// Features seen fewer times than this are not kept.
+    pub min_count: u32,
+    /// Train the logistic layer only on the kept features.
+    pub kept_only: bool,
+    /// Also train on a short copy of every message (its first this many words; 0: none),
+    /// see [`crate::Engine::short_copy`]. Used by [`crate::Engine::train_model`].
+    pub short_copy_words: usize,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        Self {
+            epochs: crate::engine::TRAIN_EPOCHS,
+            ham_weight: crate::engine::TRAIN_HAM_WEIGHT,
+            min_count: 2,
+            kept_only: true,
+            short_copy_words: 20,
         }
     }
 }
@@ -445,14 +529,22 @@ impl TenantModel {
     /// counts it, then corrects the logistic weights until `base` plus this overlay classify
     /// it on the right side with a margin (train-on-error, as in OSB-Winnow).
     pub fn learn(&mut self, base: &Model, features: &[u32], class: Class) {
+        self.learn_to(base, features, class, 0.95);
+    }
+
+    /// [`TenantModel::learn`] with the probability that unwanted mail must reach (ham is
+    /// learned until it is under 0.05). The engine asks for more than 0.95 when the message
+    /// has few features, so that its points still reach the threshold
+    /// ([`crate::Engine::learn`]).
+    pub fn learn_to(&mut self, base: &Model, features: &[u32], class: Class, unwanted: f64) {
         let target = if class == Class::Ham { 0.0 } else { 1.0 };
         let x = input_scale(features.len());
-        for _ in 0..50 {
+        for _ in 0..100 {
             let p = sigmoid(base.logit(features, Some(self)));
             let wrong = if class == Class::Ham {
                 p > 0.05
             } else {
-                p < 0.95
+                p < unwanted
             };
             if !wrong {
                 break;

@@ -191,3 +191,138 @@ fn tenant_feedback_generalises_to_unseen_variants_and_round_trips() {
     // Another tenant (no overlay) is unaffected.
     assert_eq!(analyze(None).score, before.score);
 }
+
+/// Short personal mail gives the classifier little evidence; it must stay well under the
+/// spam threshold (the corpus ham is long list and commercial mail, so the corpus alone does
+/// not show this). The swaks message is the one that an earlier calibration quarantined at
+/// 5.1: one line, from a client whose HELO is not a domain name (+0.5).
+#[test]
+fn short_personal_mail_stays_clean() {
+    let engine = Engine::default();
+    let swaks = b"Date: Mon, 30 Nov 2026 09:15:00 +0000\r\nTo: anna@first-customer.ch\r\n\
+From: bob@sender.example\r\nSubject: Hello from swaks\r\n\
+Message-Id: <20261130091500.012345@localhost>\r\nX-Mailer: swaks v20240103.0 jetmore.net\r\n\r\n\
+First message through Cleanmail.\r\n"
+        .to_vec();
+    let mut messages = vec![("swaks".to_owned(), swaks)];
+    // `short-ham` was used when the classifier's points were fitted; `short-ham-unseen` was not.
+    for dir in ["short-ham", "short-ham-unseen"] {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(dir);
+        let mut paths: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        paths.sort();
+        for path in paths {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            messages.push((name, std::fs::read(&path).unwrap()));
+        }
+    }
+    assert!(messages.len() >= 20);
+    let ctx = TenantContext::default();
+    for (name, raw) in &messages {
+        let from_headers = Envelope::from_headers(raw);
+        let mail_from = String::from_utf8_lossy(raw)
+            .lines()
+            .find_map(|l| l.strip_prefix("From: ").map(str::to_owned))
+            .map(|from| match from.split_once('<') {
+                Some((_, rest)) => rest.trim_end_matches('>').to_owned(),
+                None => from,
+            })
+            .unwrap();
+        for helo in ["localhost", "mail.sender.example"] {
+            let env = Envelope {
+                client_ip: Some("203.0.113.9".parse().unwrap()),
+                helo: helo.into(),
+                mail_from: Some(mail_from.parse().unwrap()),
+                recipients: from_headers.recipients.clone(),
+                tls: true,
+            };
+            let verdict = engine.analyze(
+                &MessageInput {
+                    raw,
+                    envelope: &env,
+                    auth: None,
+                    received_at: None,
+                },
+                &ctx,
+            );
+            assert!(
+                verdict.score < 3.0 && verdict.category == Category::Clean,
+                "{name} (HELO {helo}): {}",
+                verdict.explanation()
+            );
+            assert!(
+                verdict
+                    .recipients
+                    .iter()
+                    .all(|r| r.action == Action::Deliver),
+                "{name}: {:?}",
+                verdict.recipients
+            );
+        }
+    }
+}
+
+#[test]
+fn subjects_in_scripts_without_capitals_are_not_shouting() {
+    let engine = Engine::default();
+    let env = envelope(&["bob@customer.example"]);
+    let verdict = |subject: &str| {
+        let raw = format!(
+            "From: Ken <ken@example.jp>\r\nTo: bob@customer.example\r\nSubject: {subject}\r\n\
+Date: Sun, 29 Nov 2026 10:00:00 +0100\r\nMIME-Version: 1.0\r\n\
+Content-Type: text/plain; charset=utf-8\r\n\r\nhello\r\n"
+        );
+        let input = MessageInput {
+            raw: raw.as_bytes(),
+            envelope: &env,
+            auth: None,
+            received_at: None,
+        };
+        engine.analyze(&input, &TenantContext::default())
+    };
+    assert!(verdict("LIMITED OFFER FOR YOU TODAY").has_symbol("SUBJECT_ALL_CAPS"));
+    assert!(verdict("ВНИМАНИЕ СРОЧНОЕ ПРЕДЛОЖЕНИЕ").has_symbol("SUBJECT_ALL_CAPS"));
+    assert!(!verdict("来週の打ち合わせの日程について").has_symbol("SUBJECT_ALL_CAPS"));
+    assert!(!verdict("다음 주 회의 일정에 대해서 알려 드립니다").has_symbol("SUBJECT_ALL_CAPS"));
+}
+
+/// The low-evidence penalty must not make a reported one-word message unlearnable.
+#[test]
+fn a_reported_one_word_message_is_spam_for_the_tenant() {
+    let engine = Engine::default();
+    let env = envelope(&["bob@customer.example"]);
+    let message = |n: u32| {
+        format!(
+            "From: Deals <deals@cheap-meds.example>\r\nTo: bob@customer.example\r\n\
+Subject: offer\r\nMessage-ID: <m-{n}@cheap-meds.example>\r\n\
+Date: Sun, 29 Nov 2026 10:00:00 +0100\r\n\r\nhi\r\n"
+        )
+        .into_bytes()
+    };
+    let mut overlay = TenantModel::new();
+    engine.learn(&mut overlay, &message(1), &env, Class::Spam);
+    let ctx = TenantContext {
+        overlay: Some(Arc::new(overlay)),
+        ..TenantContext::default()
+    };
+    let next = message(2);
+    let input = MessageInput {
+        raw: &next,
+        envelope: &env,
+        auth: None,
+        received_at: None,
+    };
+    let verdict = engine.analyze(&input, &ctx);
+    assert_eq!(
+        verdict.category,
+        Category::Spam,
+        "{}",
+        verdict.explanation()
+    );
+    let untaught = engine.analyze(&input, &TenantContext::default());
+    assert_eq!(untaught.category, Category::Clean);
+}

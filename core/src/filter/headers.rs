@@ -104,8 +104,13 @@ pub fn analyze(
 }
 
 fn subject_rules(message: &Message<'_>, subject: &str, tags: &mut Tags) {
-    let letters: Vec<char> = subject.chars().filter(|c| c.is_alphabetic()).collect();
-    if letters.len() >= 10 && letters.iter().all(|c| !c.is_lowercase()) {
+    // Only letters that have a case count: Chinese, Japanese, Korean, Thai or Arabic have no
+    // capitals, so a subject in those scripts is not shouting.
+    let cased: Vec<char> = subject
+        .chars()
+        .filter(|c| c.is_uppercase() || c.is_lowercase())
+        .collect();
+    if cased.len() >= 10 && cased.iter().all(|c| c.is_uppercase()) {
         tags.add("SUBJECT_ALL_CAPS", subject);
     }
     if subject.contains("!!") || subject.contains("$$") || subject.matches('!').count() >= 3 {
