@@ -124,6 +124,20 @@ async fn webmail_sending_is_limited_to_recipients_per_hour() {
         );
         let wait = refused.retry_after.expect("Retry-After");
         assert!((3500..=3600).contains(&wait), "Retry-After {wait}");
+        // A message that could never fit is invalid, not delayed.
+        let too_many = send(vec![
+            "a@partner.example",
+            "b@partner.example",
+            "c@partner.example",
+            "d@partner.example",
+        ])
+        .await
+        .expect(422);
+        assert_eq!(
+            too_many.body["errors"][0]["field"], "to",
+            "{}",
+            too_many.text
+        );
         // What still fits under the limit is sent.
         send(vec!["dan@partner.example"]).await.expect(202);
         let gql = jean

@@ -247,18 +247,25 @@ async fn check_send_limit(
     if limit == 0 {
         return Ok(());
     }
+    if recipients > limit {
+        return Err(ApiError::invalid(
+            "to",
+            format!("at most {limit} recipients per hour may be sent from the webmail"),
+        ));
+    }
     let now = cleanmail_schema::now();
     let hour = chrono::Duration::hours(1);
     let sent = store::sent_since(&state.db, &who.scope, address, now - hour).await?;
-    let mut used: usize = sent.iter().map(|(_, count)| count).sum();
+    let used: usize = sent.iter().map(|(_, count)| count).sum();
     if used + recipients <= limit {
         return Ok(());
     }
-    // The earliest time the oldest sends have aged out far enough for this message.
+    // When the oldest sends have aged out far enough for this message.
+    let mut still_used = used;
     let mut free_at = now + hour;
     for (at, count) in &sent {
-        used -= count;
-        if used + recipients <= limit {
+        still_used -= count;
+        if still_used + recipients <= limit {
             free_at = *at + hour;
             break;
         }
@@ -269,9 +276,8 @@ async fn check_send_limit(
     Err(ApiError::RateLimited {
         detail: format!(
             "sending limit reached: at most {limit} recipients per hour from the webmail \
-             ({used_now} used in the last hour, this message has {recipients}); try again in \
-             {retry_after_secs} seconds",
-            used_now = sent.iter().map(|(_, count)| count).sum::<usize>(),
+             ({used} used in the last hour, this message has {recipients}); try again in \
+             {retry_after_secs} seconds"
         ),
         retry_after_secs,
     })
