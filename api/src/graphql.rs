@@ -431,6 +431,27 @@ impl QueryRoot {
         Ok(connection(page, had_cursor, service::quarantine::cursor))
     }
 
+    /// Message tracking (tenant admins and above): every message of your scope received,
+    /// refused or sent, with its verdict and delivery state, newest first.
+    async fn message_log(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        search: Option<MessageSearch>,
+    ) -> async_graphql::Result<Connection<String, service::message_log::LogEntry>> {
+        let had_cursor = after.is_some();
+        let page = service::message_log::list(
+            state(ctx),
+            who(ctx)?,
+            &search.unwrap_or_default(),
+            &page_params(first, after),
+        )
+        .await
+        .gql()?;
+        Ok(connection(page, had_cursor, service::message_log::cursor))
+    }
+
     /// The sent folder: what you (a mailbox user) sent from the webmail, newest first, with
     /// each message's delivery state.
     async fn sent_messages(

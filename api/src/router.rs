@@ -15,7 +15,7 @@ use crate::rest::addresses::{aliases, convert, import, users};
 use crate::rest::hierarchy::{domains, resellers, tenants};
 use crate::rest::policies::{assignments, crud as policies};
 use crate::rest::reports::definitions as report_definitions;
-use crate::rest::{Json, access, dkim, quarantine, webmail};
+use crate::rest::{Json, access, dkim, message_log, quarantine, webmail};
 use crate::{ApiError, AppState};
 
 #[derive(OpenApi)]
@@ -35,6 +35,7 @@ use crate::{ApiError, AppState};
         (name = "policies", description = "Filtering policies, their assignment, overrides and effective values"),
         (name = "reports", description = "Domain and tenant reports: definitions and on-demand content"),
         (name = "quarantine", description = "Quarantined messages, their release, sender lists and release requests"),
+        (name = "message-log", description = "Message tracking: every message received, refused or sent, its verdict and delivery state"),
         (name = "webmail", description = "The backup webmail: retained copies of delivered mail, redistribution, sending during an outage"),
         (name = "health")
     )
@@ -133,6 +134,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(webmail::delete))
         .routes(routes!(webmail::send))
         .routes(routes!(webmail::sent))
+        .routes(routes!(message_log::list))
 }
 
 /// The OpenAPI document.

@@ -18,7 +18,7 @@ use tokio::net::TcpStream;
 use crate::common::{Backend, Client, Fixture, Server, backends};
 
 const NEWSLETTER: &str = include_str!("../../core/tests/fixtures/bulk-newsletter.eml");
-const GTUBE: &str = include_str!("../../core/tests/fixtures/test-gtube.eml");
+pub(crate) const GTUBE: &str = include_str!("../../core/tests/fixtures/test-gtube.eml");
 const EICAR: &str = include_str!("../../core/tests/fixtures/virus-eicar-attachment.eml");
 
 /// A sink that takes many connections from loopback.
@@ -75,7 +75,7 @@ pub(crate) fn message(
     .into_bytes()
 }
 
-fn crlf(text: &str) -> Vec<u8> {
+pub(crate) fn crlf(text: &str) -> Vec<u8> {
     text.replace("\r\n", "\n")
         .replace('\n', "\r\n")
         .into_bytes()

@@ -13,3 +13,4 @@ mod policies;
 mod quarantine;
 mod reports;
 mod scale_out;
+mod tracking;

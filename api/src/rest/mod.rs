@@ -4,6 +4,7 @@ pub mod access;
 pub mod addresses;
 pub mod dkim;
 pub mod hierarchy;
+pub mod message_log;
 pub mod policies;
 pub mod quarantine;
 pub mod reports;

@@ -7,6 +7,7 @@ pub mod api_keys;
 pub mod dkim;
 pub mod domains;
 pub mod import;
+pub mod message_log;
 pub mod policies;
 pub mod quarantine;
 pub(crate) mod rendering;

@@ -750,6 +750,64 @@ pub async fn log(db: &Db, scope: &Scope, limit: i64) -> Result<Vec<MessageLogEnt
     })
 }
 
+/// Message-log entries visible in `scope` matching `filter` (its text, category, score and
+/// time filters; the folder, state and user filters do not apply), newest first: message
+/// tracking for admins.
+pub async fn log_list(
+    db: &Db,
+    scope: &Scope,
+    filter: &MessageFilter,
+    page: &PageRequest,
+) -> Result<Page<MessageLogEntry>, StoreError> {
+    let after = page.after.as_deref().map(parse_cursor).transpose()?;
+    let rows: Vec<MessageLogEntry> = with_conn!(db, conn => {
+        let mut query =
+            crate::filter_tenant_scope!(message_log::table.into_boxed(), scope, message_log::tenant_id);
+        if let Some(recipient) = &filter.recipient {
+            query = query.filter(lower(message_log::rcpt_to).like(like_pattern(recipient)).escape('\\'));
+        }
+        if let Some(sender) = &filter.sender {
+            let pattern = like_pattern(sender);
+            query = query.filter(
+                lower(message_log::mail_from).like(pattern.clone()).escape('\\')
+                    .or(lower(message_log::from_header).like(pattern).escape('\\')),
+            );
+        }
+        if let Some(subject) = &filter.subject {
+            query = query.filter(lower(message_log::subject).like(like_pattern(subject)).escape('\\'));
+        }
+        if let Some(category) = &filter.category {
+            query = query.filter(message_log::category.eq(category.clone()));
+        }
+        if let Some(min) = filter.min_score {
+            query = query.filter(message_log::score.ge(min));
+        }
+        if let Some(max) = filter.max_score {
+            query = query.filter(message_log::score.le(max));
+        }
+        if let Some(from) = filter.received_after {
+            query = query.filter(message_log::received_at.ge(from));
+        }
+        if let Some(until) = filter.received_before {
+            query = query.filter(message_log::received_at.lt(until));
+        }
+        if let Some((at, id)) = &after {
+            query = query.filter(message_log::received_at.le(*at)).filter(
+                message_log::received_at
+                    .lt(*at)
+                    .or(message_log::id.lt(crate::MessageLogId(id.clone()))),
+            );
+        }
+        query
+            .order((message_log::received_at.desc(), message_log::id.desc()))
+            .limit(page.limit() + 1)
+            .select(MessageLogEntry::as_select())
+            .load(conn)
+            .await?
+    });
+    Ok(page.finish(rows, |entry| cursor(entry.received_at, &entry.id.0)))
+}
+
 /// The outbound message-log rows of `mail_from` in `scope` (mail sent from the backup
 /// webmail). The category is literal SQL so that the partial index
 /// `message_log_outbound_sender` serves the query.
