@@ -1,1 +1,2 @@
+DROP INDEX message_log_received;
 DROP INDEX message_log_outbound_sender;
