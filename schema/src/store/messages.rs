@@ -99,6 +99,48 @@ macro_rules! scoped_messages {
     }};
 }
 
+/// Adds the search filters of a [`MessageFilter`] that the stored copies (`messages`) and the
+/// message log (`message_log`) share: recipient (`$recipient`), sender, subject, category,
+/// score and time range.
+macro_rules! search_filters {
+    ($query:ident, $filter:expr, $table:ident, $recipient:expr) => {
+        if let Some(recipient) = &$filter.recipient {
+            $query = $query.filter($recipient.like(like_pattern(recipient)).escape('\\'));
+        }
+        if let Some(sender) = &$filter.sender {
+            let pattern = like_pattern(sender);
+            $query = $query.filter(
+                lower($table::mail_from)
+                    .like(pattern.clone())
+                    .escape('\\')
+                    .or(lower($table::from_header).like(pattern).escape('\\')),
+            );
+        }
+        if let Some(subject) = &$filter.subject {
+            $query = $query.filter(
+                lower($table::subject)
+                    .like(like_pattern(subject))
+                    .escape('\\'),
+            );
+        }
+        if let Some(category) = &$filter.category {
+            $query = $query.filter($table::category.eq(category.clone()));
+        }
+        if let Some(min) = $filter.min_score {
+            $query = $query.filter($table::score.ge(min));
+        }
+        if let Some(max) = $filter.max_score {
+            $query = $query.filter($table::score.le(max));
+        }
+        if let Some(from) = $filter.received_after {
+            $query = $query.filter($table::received_at.ge(from));
+        }
+        if let Some(until) = $filter.received_before {
+            $query = $query.filter($table::received_at.lt(until));
+        }
+    };
+}
+
 /// Messages visible in `scope`, newest first.
 ///
 /// A reseller's list is merged from one index range scan per tenant (each `LIMIT n + 1`):
@@ -161,34 +203,7 @@ async fn load_page(
             Some(Folder::Retained) => query = query.filter(messages::state.eq_any(Message::RETAINED)),
             None => {}
         }
-        if let Some(recipient) = &filter.recipient {
-            query = query.filter(messages::recipient.like(like_pattern(recipient)).escape('\\'));
-        }
-        if let Some(sender) = &filter.sender {
-            let pattern = like_pattern(sender);
-            query = query.filter(
-                lower(messages::mail_from).like(pattern.clone()).escape('\\')
-                    .or(lower(messages::from_header).like(pattern).escape('\\')),
-            );
-        }
-        if let Some(subject) = &filter.subject {
-            query = query.filter(lower(messages::subject).like(like_pattern(subject)).escape('\\'));
-        }
-        if let Some(category) = &filter.category {
-            query = query.filter(messages::category.eq(category.clone()));
-        }
-        if let Some(min) = filter.min_score {
-            query = query.filter(messages::score.ge(min));
-        }
-        if let Some(max) = filter.max_score {
-            query = query.filter(messages::score.le(max));
-        }
-        if let Some(from) = filter.received_after {
-            query = query.filter(messages::received_at.ge(from));
-        }
-        if let Some(until) = filter.received_before {
-            query = query.filter(messages::received_at.lt(until));
-        }
+        search_filters!(query, filter, messages, messages::recipient);
         if let Some((at, id)) = after {
             // `received_at <= at` bounds the index range; the OR only settles ties.
             query = query.filter(messages::received_at.le(*at)).filter(
@@ -763,34 +778,7 @@ pub async fn log_list(
     let rows: Vec<MessageLogEntry> = with_conn!(db, conn => {
         let mut query =
             crate::filter_tenant_scope!(message_log::table.into_boxed(), scope, message_log::tenant_id);
-        if let Some(recipient) = &filter.recipient {
-            query = query.filter(lower(message_log::rcpt_to).like(like_pattern(recipient)).escape('\\'));
-        }
-        if let Some(sender) = &filter.sender {
-            let pattern = like_pattern(sender);
-            query = query.filter(
-                lower(message_log::mail_from).like(pattern.clone()).escape('\\')
-                    .or(lower(message_log::from_header).like(pattern).escape('\\')),
-            );
-        }
-        if let Some(subject) = &filter.subject {
-            query = query.filter(lower(message_log::subject).like(like_pattern(subject)).escape('\\'));
-        }
-        if let Some(category) = &filter.category {
-            query = query.filter(message_log::category.eq(category.clone()));
-        }
-        if let Some(min) = filter.min_score {
-            query = query.filter(message_log::score.ge(min));
-        }
-        if let Some(max) = filter.max_score {
-            query = query.filter(message_log::score.le(max));
-        }
-        if let Some(from) = filter.received_after {
-            query = query.filter(message_log::received_at.ge(from));
-        }
-        if let Some(until) = filter.received_before {
-            query = query.filter(message_log::received_at.lt(until));
-        }
+        search_filters!(query, filter, message_log, lower(message_log::rcpt_to));
         if let Some((at, id)) = &after {
             query = query.filter(message_log::received_at.le(*at)).filter(
                 message_log::received_at
