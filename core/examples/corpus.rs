@@ -315,23 +315,19 @@ fn cv_fast(messages: &[(Class, String, Vec<u8>)], partitions: usize) {
         if std::env::var("DUMP_OOF").is_ok() {
             let path = format!("/tmp/oof-{partition}.tsv");
             let mut text = String::new();
-            for (item, o) in data.iter().zip(&oof) {
-                text += &format!(
-                    "{:?}\t{}\t{}\t{:.4}\t{}\t{:.3}\t{}\t{}\t{:.3}\n",
-                    item.class,
-                    item.rules,
-                    item.virus,
-                    o.z,
-                    o.used,
-                    o.phish,
-                    item.features.len(),
-                    o.known,
-                    o.evidence
+            let rows = data
+                .iter()
+                .zip(&oof)
+                .map(|(item, o)| (format!("{:?}", item.class), item, o))
+                .chain(
+                    short
+                        .iter()
+                        .zip(&short_oof)
+                        .map(|(item, o)| ("Short".to_owned(), item, o)),
                 );
-            }
-            for (item, o) in short.iter().zip(&short_oof) {
+            for (label, item, o) in rows {
                 text += &format!(
-                    "Short\t{}\t{}\t{:.4}\t{}\t{:.3}\t{}\t{}\t{:.3}\n",
+                    "{label}\t{}\t{}\t{:.4}\t{}\t{:.3}\t{}\t{}\t{:.3}\n",
                     item.rules,
                     item.virus,
                     o.z,

@@ -357,10 +357,7 @@ impl Engine {
     pub fn learn(&self, overlay: &mut TenantModel, raw: &[u8], envelope: &Envelope, class: Class) {
         let features = self.features(raw, envelope);
         // After learning, the overlay has a weight for every feature of the message.
-        let missing = 1.0 - (features.len() as f64 / CLASSIFIER_KNOWN_FULL).min(1.0);
-        let logit = (LEARNED_SPAM_POINTS - CLASSIFIER_OFFSET
-            + CLASSIFIER_LOW_EVIDENCE_PENALTY * missing)
-            / CLASSIFIER_SCALE;
+        let logit = classifier_logit_for(LEARNED_SPAM_POINTS, features.len());
         let unwanted = (1.0 / (1.0 + (-logit).exp())).clamp(0.95, 0.999);
         overlay.learn_to(&self.model, &features, class, unwanted);
     }
@@ -552,9 +549,20 @@ impl Engine {
 /// the fit and checks it.
 pub fn classifier_points(score: &BayesScore) -> f32 {
     let p = score.spam.clamp(1e-5, 1.0 - 1e-5);
-    let missing = 1.0 - (score.known as f64 / CLASSIFIER_KNOWN_FULL).min(1.0);
     (CLASSIFIER_SCALE * (p / (1.0 - p)).ln() + CLASSIFIER_OFFSET
-        - CLASSIFIER_LOW_EVIDENCE_PENALTY * missing) as f32
+        - CLASSIFIER_LOW_EVIDENCE_PENALTY * missing_evidence(score.known)) as f32
+}
+
+/// The logit at which [`classifier_points`] gives `points` to a message with `known` known
+/// features (its inverse).
+fn classifier_logit_for(points: f64, known: usize) -> f64 {
+    (points - CLASSIFIER_OFFSET + CLASSIFIER_LOW_EVIDENCE_PENALTY * missing_evidence(known))
+        / CLASSIFIER_SCALE
+}
+
+/// The share of [`CLASSIFIER_KNOWN_FULL`] features a message lacks (0 to 1).
+fn missing_evidence(known: usize) -> f64 {
+    1.0 - (known as f64 / CLASSIFIER_KNOWN_FULL).min(1.0)
 }
 
 const CLASSIFIER_SCALE: f64 = 2.0;

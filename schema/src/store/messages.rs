@@ -765,6 +765,27 @@ pub async fn log(db: &Db, scope: &Scope, limit: i64) -> Result<Vec<MessageLogEnt
     })
 }
 
+/// Loads one page of message-log rows from `query`, newest first, after the page's cursor
+/// (`received_at <= at` bounds the index range; the `OR` only settles ties).
+macro_rules! log_page {
+    ($query:expr, $page:expr, $conn:expr) => {{
+        let mut query = $query;
+        if let Some((at, id)) = $page.after.as_deref().map(parse_cursor).transpose()? {
+            query = query.filter(message_log::received_at.le(at)).filter(
+                message_log::received_at
+                    .lt(at)
+                    .or(message_log::id.lt(crate::MessageLogId(id))),
+            );
+        }
+        query
+            .order((message_log::received_at.desc(), message_log::id.desc()))
+            .limit($page.limit() + 1)
+            .select(MessageLogEntry::as_select())
+            .load($conn)
+            .await?
+    }};
+}
+
 /// Message-log entries visible in `scope` matching `filter` (its text, category, score and
 /// time filters; the folder, state and user filters do not apply), newest first: message
 /// tracking for admins.
@@ -774,24 +795,11 @@ pub async fn log_list(
     filter: &MessageFilter,
     page: &PageRequest,
 ) -> Result<Page<MessageLogEntry>, StoreError> {
-    let after = page.after.as_deref().map(parse_cursor).transpose()?;
     let rows: Vec<MessageLogEntry> = with_conn!(db, conn => {
         let mut query =
             crate::filter_tenant_scope!(message_log::table.into_boxed(), scope, message_log::tenant_id);
         search_filters!(query, filter, message_log, lower(message_log::rcpt_to));
-        if let Some((at, id)) = &after {
-            query = query.filter(message_log::received_at.le(*at)).filter(
-                message_log::received_at
-                    .lt(*at)
-                    .or(message_log::id.lt(crate::MessageLogId(id.clone()))),
-            );
-        }
-        query
-            .order((message_log::received_at.desc(), message_log::id.desc()))
-            .limit(page.limit() + 1)
-            .select(MessageLogEntry::as_select())
-            .load(conn)
-            .await?
+        log_page!(query, page, conn)
     });
     Ok(page.finish(rows, |entry| cursor(entry.received_at, &entry.id.0)))
 }
@@ -821,22 +829,9 @@ pub async fn sent(
     mail_from: &str,
     page: &PageRequest,
 ) -> Result<Page<MessageLogEntry>, StoreError> {
-    let after = page.after.as_deref().map(parse_cursor).transpose()?;
     let rows: Vec<MessageLogEntry> = with_conn!(db, conn => {
-        let mut query = outbound_of!(scope, mail_from);
-        if let Some((at, id)) = &after {
-            query = query.filter(message_log::received_at.le(*at)).filter(
-                message_log::received_at
-                    .lt(*at)
-                    .or(message_log::id.lt(crate::MessageLogId(id.clone()))),
-            );
-        }
-        query
-            .order((message_log::received_at.desc(), message_log::id.desc()))
-            .limit(page.limit() + 1)
-            .select(MessageLogEntry::as_select())
-            .load(conn)
-            .await?
+        let query = outbound_of!(scope, mail_from);
+        log_page!(query, page, conn)
     });
     Ok(page.finish(rows, |entry| cursor(entry.received_at, &entry.id.0)))
 }
