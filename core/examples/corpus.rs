@@ -153,6 +153,8 @@ struct Oof {
     phish: f64,
     known: usize,
     evidence: f64,
+    /// The Bayes (chi-square) estimate.
+    bayes: f64,
     /// The classifier's points under the shipped calibration (0 when it abstains).
     points: f64,
 }
@@ -241,6 +243,7 @@ fn cv_fast(messages: &[(Class, String, Vec<u8>)], partitions: usize) {
                         phish: s.phish,
                         known: s.known,
                         evidence: s.evidence,
+                        bayes: s.bayes,
                         points: points(&s),
                     };
                 }
@@ -254,6 +257,7 @@ fn cv_fast(messages: &[(Class, String, Vec<u8>)], partitions: usize) {
                         phish: s.phish,
                         known: s.known,
                         evidence: s.evidence,
+                        bayes: s.bayes,
                         points: points(&s),
                     };
                 }
@@ -327,7 +331,7 @@ fn cv_fast(messages: &[(Class, String, Vec<u8>)], partitions: usize) {
                 );
             for (label, item, o) in rows {
                 text += &format!(
-                    "{label}\t{}\t{}\t{:.4}\t{}\t{:.3}\t{}\t{}\t{:.3}\n",
+                    "{label}\t{}\t{}\t{:.4}\t{}\t{:.3}\t{}\t{}\t{:.3}\t{:.6}\n",
                     item.rules,
                     item.virus,
                     o.z,
@@ -335,7 +339,8 @@ fn cv_fast(messages: &[(Class, String, Vec<u8>)], partitions: usize) {
                     o.phish,
                     item.features.len(),
                     o.known,
-                    o.evidence
+                    o.evidence,
+                    o.bayes
                 );
             }
             std::fs::write(path, text).unwrap();

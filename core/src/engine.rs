@@ -420,6 +420,7 @@ impl Engine {
         filter::test_strings::analyze(raw, extracted, tags);
         filter::headers::analyze(parsed, extracted, input.envelope, input.received_at, tags);
         filter::content::analyze(extracted, tags);
+        filter::phrases::analyze(extracted, tags);
         filter::bulk::analyze(parsed, extracted, tags);
         let mail_from_domain = input.envelope.mail_from.as_ref().map(|a| a.domain());
         filter::phishing::analyze(extracted, mail_from_domain, input.auth, ctx, tags);

@@ -7,6 +7,7 @@ pub mod bulk;
 pub mod content;
 pub mod headers;
 pub mod phishing;
+pub mod phrases;
 pub mod test_strings;
 
 /// A fired rule with the specifics that explain it (for example the offending host).
@@ -134,6 +135,16 @@ rules! {
     "HTML_FORM", 0.3, Phish, "The message body contains a form asking for input";
     "HTML_PASSWORD_FIELD", 4.0, Phish, "The message body contains a password field";
     "OBFUSCATED_WORDS", 0.5, Spam, "Words are obfuscated with separators or mixed alphabets";
+    "ADVANCE_FEE", 3.5, Spam, "The text uses many phrases of advance-fee fraud (\"419\" scams)";
+    "SPAM_DISCLAIMER", 1.5, Spam, "The text claims not to be spam or cites an anti-spam bill, as bulk spammers do";
+    "SPAM_REMOVE_REQUEST", 1.0, Spam, "The text tells the reader how to be removed from an unasked-for mailing";
+    "SALES_PITCH_3", 0.5, Spam, "The text uses several sales-pitch phrases";
+    "SALES_PITCH_6", 1.5, Spam, "The text is full of sales-pitch phrases";
+    "MONEY_MAKING_2", 1.0, Spam, "The text promises income or a business opportunity";
+    "MONEY_MAKING_4", 2.0, Spam, "The text insists on income or a business opportunity";
+    "STOCK_PROMOTION", 2.0, Spam, "The text promotes a stock (pump-and-dump vocabulary)";
+    "LOAN_OFFER", 1.0, Spam, "The text offers loans, refinancing or credit repair";
+    "PHARMACY_ADULT", 1.0, Spam, "The text sells pills, weight loss or adult content";
     "URL_IP_HOST", 1.0, Phish, "A link points to a bare IP address";
     "URL_USERINFO", 1.0, Phish, "A link hides its real destination behind a user-name part";
     "URL_SHORTENER", 0.5, Spam, "A link uses a URL shortener";
