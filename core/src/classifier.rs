@@ -984,6 +984,56 @@ fn shape_features(message: &Extracted<'_>, out: &mut Vec<u32>) {
     }
 }
 
+/// Whether `c` belongs to a script written without spaces between words: Han, Hiragana,
+/// Katakana and Hangul.
+fn is_cjk(c: char) -> bool {
+    matches!(c,
+        '\u{3040}'..='\u{30FF}' // Hiragana, Katakana
+        | '\u{3400}'..='\u{4DBF}' // Han extension A
+        | '\u{4E00}'..='\u{9FFF}' // Han
+        | '\u{AC00}'..='\u{D7AF}' // Hangul syllables
+        | '\u{F900}'..='\u{FAFF}' // Han compatibility
+        | '\u{FF66}'..='\u{FF9F}' // half-width Katakana
+    )
+}
+
+/// Tokens of a word that contains CJK characters: its CJK runs as character bigrams (a lone
+/// character as itself), as CJK tokenizers without a dictionary do, and its other parts as
+/// ordinary words. Without this a CJK sentence, which has no spaces, would be one long token.
+fn cjk_tokens(token: &str, emit: &mut impl FnMut(&str)) {
+    const MAX_BIGRAMS: usize = 64;
+    let mut bigrams = 0;
+    let mut rest = token;
+    while let Some(first) = rest.chars().next() {
+        let cjk = is_cjk(first);
+        let end = rest
+            .char_indices()
+            .find(|&(_, c)| is_cjk(c) != cjk)
+            .map_or(rest.len(), |(at, _)| at);
+        let (run, tail) = rest.split_at(end);
+        rest = tail;
+        if !cjk {
+            if (2..=24).contains(&run.len()) {
+                emit(run);
+            }
+        } else if run.chars().nth(1).is_none() {
+            emit(run);
+        } else {
+            let mut chars = run.char_indices().peekable();
+            while let Some((at, _)) = chars.next() {
+                let Some(&(next, c)) = chars.peek() else {
+                    break;
+                };
+                if bigrams == MAX_BIGRAMS {
+                    return;
+                }
+                emit(&run[at..next + c.len_utf8()]);
+                bigrams += 1;
+            }
+        }
+    }
+}
+
 /// Whether a lowercase word could be a word of a Latin-alphabet language: a plausible share of
 /// vowels and no run of five consonants.
 fn is_wordlike(word: &str) -> bool {
@@ -1040,6 +1090,10 @@ fn words(text: &str, masks: &Masks, mut emit: impl FnMut(&str)) {
         }
         if masks.domains.iter().any(|d| d == token) {
             emit("RCPT_DOMAIN");
+            continue;
+        }
+        if !token.is_ascii() && token.chars().any(is_cjk) {
+            cjk_tokens(token, &mut emit);
             continue;
         }
         if token.len() > 24 {
@@ -1136,6 +1190,18 @@ mod tests {
             Model::from_bytes(b"garbage"),
             Err(ModelError::Truncated)
         ));
+    }
+
+    #[test]
+    fn cjk_text_becomes_character_bigrams() {
+        let mut tokens = Vec::new();
+        words("今日は会議 abc東京x", &Masks::default(), |w| {
+            tokens.push(w.to_owned())
+        });
+        assert_eq!(tokens, ["今日", "日は", "は会", "会議", "abc", "東京"]);
+        let mut tokens = Vec::new();
+        words("한 word", &Masks::default(), |w| tokens.push(w.to_owned()));
+        assert_eq!(tokens, ["한", "word"]);
     }
 
     #[test]
