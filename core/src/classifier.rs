@@ -11,7 +11,8 @@
 //! none, never a host name), the hosts of links (a bare IP is one `<ip>` token) with the words
 //! of their paths, bucketed shape counts (capitals, non-Latin letters, `!`, length, links,
 //! images, hash-buster words) and the words of the visible text (text parts, or HTML rendered
-//! to text). Received chains, Date, To/Cc/Delivered-To/X-Original-To, mailing-list headers and
+//! to text; Chinese, Japanese and Korean, written without spaces, as character bigrams).
+//! Received chains, Date, To/Cc/Delivered-To/X-Original-To, mailing-list headers and
 //! every other header are ignored, because in a collected corpus they identify the collector
 //! or the channel rather than the message. Recipient addresses, their local parts and domains
 //! are masked in the text before tokenizing (a phish saying "Dear jose" is learned as
