@@ -165,10 +165,57 @@ fn message_id_token(message: &Message<'_>) -> &'static str {
     }
 }
 
+/// The Subject as its reader should see it. mail-parser decodes RFC 2047 encoded words, but a
+/// subject that a legacy client sent as raw 8-bit bytes in a charset other than UTF-8 comes
+/// out with replacement characters: it is decoded in the charset the message declares for its
+/// parts, else in the one `chardetng` (Firefox's detector) guesses from the bytes and the
+/// sender's top-level domain.
+pub fn subject(message: &Message<'_>) -> String {
+    let parsed = message.subject().unwrap_or("");
+    if !parsed.contains('\u{FFFD}') {
+        return parsed.to_owned();
+    }
+    let raw = message
+        .headers()
+        .iter()
+        .find(|h| h.name == mail_parser::HeaderName::Subject)
+        .and_then(|h| {
+            message
+                .raw_message
+                .get(h.offset_start as usize..h.offset_end as usize)
+        });
+    let Some(raw) = raw.filter(|raw| std::str::from_utf8(raw).is_err()) else {
+        return parsed.to_owned();
+    };
+    let declared = message
+        .parts
+        .iter()
+        .take(MAX_PARTS)
+        .filter_map(|part| part.content_type()?.attribute("charset"))
+        .find_map(|label| encoding_rs::Encoding::for_label(label.trim().as_bytes()))
+        .filter(|encoding| *encoding != encoding_rs::UTF_8);
+    let encoding = declared.unwrap_or_else(|| {
+        let tld = mailbox(message.from())
+            .and_then(|from| {
+                from.domain()
+                    .map(|d| d.rsplit('.').next().unwrap_or(d).to_owned())
+            })
+            .filter(|tld| {
+                tld.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            });
+        let mut detector = chardetng::EncodingDetector::new();
+        detector.feed(raw, true);
+        detector.guess(tld.as_deref().map(str::as_bytes), false)
+    });
+    let (text, _, _) = encoding.decode(raw);
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// Extracts the analyzable view of `message`, within the module's limits.
 pub fn extract<'m>(message: &'m Message<'_>) -> Extracted<'m> {
     let mut out = Extracted {
-        subject: message.subject().unwrap_or("").to_owned(),
+        subject: subject(message),
         from: mailbox(message.from()),
         reply_to: mailbox(message.reply_to()),
         ..Default::default()
@@ -404,6 +451,35 @@ pub fn host_is_ip(host: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn subject_of(raw: &[u8]) -> String {
+        subject(&mail_parser::MessageParser::default().parse(raw).unwrap())
+    }
+
+    #[test]
+    fn raw_8bit_subjects_are_decoded_in_the_declared_or_detected_charset() {
+        // EUC-KR bytes for "광고" (advertisement), charset declared on the body.
+        let mut korean = b"From: a@b.example\r\nSubject: [".to_vec();
+        korean.extend_from_slice(&[0xb1, 0xa4, 0xb0, 0xed]);
+        korean.extend_from_slice(
+            b"] Best 5\r\nContent-Type: text/plain; charset=ks_c_5601-1987\r\n\r\nhi\r\n",
+        );
+        assert_eq!(subject_of(&korean), "[광고] Best 5");
+        // Latin-1 pound sign, no charset anywhere: detected, with the sender's domain as a
+        // hint (one byte alone could be any single-byte charset).
+        let mut pounds = b"From: news@paper.co.uk\r\nSubject: Gambler wins ".to_vec();
+        pounds.push(0xa3);
+        pounds.extend_from_slice(b"7,000 - and spends it all\r\n\r\nhi\r\n");
+        assert_eq!(
+            subject_of(&pounds),
+            "Gambler wins £7,000 - and spends it all"
+        );
+        // UTF-8 and RFC 2047 subjects are left as mail-parser decodes them.
+        let utf8 = "From: a@b.example\r\nSubject: Grüße\r\n\r\nhi\r\n";
+        assert_eq!(subject_of(utf8.as_bytes()), "Grüße");
+        let encoded = b"Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\n\r\nhi\r\n";
+        assert_eq!(subject_of(encoded), "Grüße");
+    }
 
     #[test]
     fn list_footers_are_found_near_the_end_only() {

@@ -62,7 +62,8 @@ pub struct HeaderSummary {
 }
 
 impl HeaderSummary {
-    /// Reads From, Subject and Message-ID (decoded) from a raw message.
+    /// Reads From, Subject and Message-ID (decoded) from a raw message; a raw 8-bit subject
+    /// is decoded in its charset ([`cleanmail_core::message::subject`]).
     pub fn parse(raw: &[u8]) -> Self {
         let Some(message) = mail_parser::MessageParser::new().parse_headers(raw) else {
             return Self::default();
@@ -75,7 +76,7 @@ impl HeaderSummary {
             .to_owned();
         Self {
             from,
-            subject: message.subject().unwrap_or_default().to_owned(),
+            subject: cleanmail_core::message::subject(&message),
             message_id: message.message_id().unwrap_or_default().to_owned(),
         }
     }
@@ -85,4 +86,21 @@ impl HeaderSummary {
 pub fn hour_of(at: NaiveDateTime) -> NaiveDateTime {
     use chrono::Timelike as _;
     at.date().and_hms_opt(at.hour(), 0, 0).unwrap_or(at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::HeaderSummary;
+
+    #[test]
+    fn a_raw_8bit_subject_is_kept_readable() {
+        // EUC-KR bytes for "광고" (advertisement), as legacy Korean mailers send them.
+        let mut raw = b"From: Shop <shop@mall.example>\r\nSubject: [".to_vec();
+        raw.extend_from_slice(&[0xb1, 0xa4, 0xb0, 0xed]);
+        raw.extend_from_slice(b"] sale\r\nMessage-ID: <1@mall.example>\r\n");
+        raw.extend_from_slice(b"Content-Type: text/plain; charset=euc-kr\r\n\r\nbody\r\n");
+        let summary = HeaderSummary::parse(&raw);
+        assert_eq!(summary.subject, "[광고] sale");
+        assert_eq!(summary.from, "shop@mall.example");
+    }
 }
