@@ -201,8 +201,10 @@ pub fn subject(message: &Message<'_>) -> String {
                     .map(|d| d.rsplit('.').next().unwrap_or(d).to_owned())
             })
             .filter(|tld| {
-                tld.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                !tld.is_empty()
+                    && tld
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
             });
         let mut detector = chardetng::EncodingDetector::new();
         detector.feed(raw, true);
