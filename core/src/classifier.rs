@@ -911,7 +911,7 @@ fn shape_features(message: &Extracted<'_>, out: &mut Vec<u32>) {
         let log = usize::BITS - value.leading_zeros();
         out.push(prefixed(prefix, &log.to_string()));
     }
-    let text = &message.text[..message.text.len().min(16 * 1024)];
+    let text = crate::html::truncate(&message.text, 16 * 1024);
     let (mut letters, mut upper, mut non_latin, mut bangs) = (0usize, 0usize, 0usize, 0usize);
     for c in text.chars() {
         if c.is_alphabetic() {

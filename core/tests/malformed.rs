@@ -35,6 +35,23 @@ fn garbage_and_truncation() {
     }
 }
 
+/// Found by `cargo fuzz run analyze`: the classifier's shape counts cut the text at 16 KiB
+/// by bytes, inside a multibyte character.
+#[test]
+fn long_text_with_a_multibyte_character_at_every_cut() {
+    for shift in 0..4 {
+        let mut raw =
+            b"From: a@b.example\r\nSubject: x\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+                .to_vec();
+        raw.extend(std::iter::repeat_n(b'a', 16 * 1024 - 2 + shift));
+        for _ in 0..50 {
+            raw.extend_from_slice("€ ü 東 ".as_bytes());
+        }
+        let verdict = analyze(&raw);
+        assert!(verdict.score.is_finite());
+    }
+}
+
 #[test]
 fn deeply_nested_multiparts() {
     let depth = 5_000;
