@@ -1,6 +1,9 @@
 //! Fuzzes the parser-facing entry point: any bytes must give a verdict, never a panic.
 //!
-//! `cargo +nightly fuzz run analyze` from `core/`.
+//! `cargo +nightly fuzz run analyze` from `core/`; with only a stable toolchain (as on the
+//! development machines), `RUSTC_BOOTSTRAP=1 cargo fuzz run analyze`. Seed it with
+//! `tests/fixtures` and a few corpus messages; the first run found a panic on a text cut
+//! inside a multibyte character (`tests/malformed.rs`).
 #![no_main]
 
 use std::sync::OnceLock;
