@@ -75,11 +75,13 @@ pub fn run(dir: &Path, json: bool) -> anyhow::Result<()> {
         metrics = metrics.with_cpu_seconds(after - before);
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&metrics)?);
+        crate::out(format_args!(
+            "{}\n",
+            serde_json::to_string_pretty(&metrics)?
+        ))
     } else {
-        println!("{}", metrics.table());
+        crate::out(format_args!("{}\n", metrics.table()))
     }
-    Ok(())
 }
 
 /// CPU time of the current thread (Linux `/proc/thread-self/schedstat`), if available.

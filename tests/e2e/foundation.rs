@@ -504,3 +504,24 @@ async fn new_tenants_get_the_deployment_time_zone_unless_they_set_one() {
         .expect(201);
     assert_eq!(own.body["timezone"], "Europe/Rome");
 }
+
+/// `cleanmail openapi | head` closes the pipe after a few lines; the binary must stop quietly
+/// (exit 0, no panic message), as Unix tools do.
+#[test]
+fn output_to_a_closed_pipe_ends_quietly() {
+    use std::io::Read as _;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(crate::common::BIN)
+        .arg("openapi")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 16];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    // The reader is gone; the rest of the 250 KB document meets a closed pipe.
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{:?}: {stderr}", output.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
