@@ -75,12 +75,12 @@ pub fn run(dir: &Path, json: bool) -> anyhow::Result<()> {
         metrics = metrics.with_cpu_seconds(after - before);
     }
     if json {
-        crate::out(format_args!(
+        crate::output::out(format_args!(
             "{}\n",
             serde_json::to_string_pretty(&metrics)?
         ))
     } else {
-        crate::out(format_args!("{}\n", metrics.table()))
+        crate::output::out(format_args!("{}\n", metrics.table()))
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod config;
 mod eval;
+mod output;
 mod train;
 
 use std::net::SocketAddr;
@@ -190,8 +191,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             tracing::info!(database = %config.database_label(), "schema up to date");
             Ok(())
         }
-        Command::Openapi => out(format_args!("{}\n", cleanmail_api::openapi_json())),
-        Command::GraphqlSchema => out(format_args!("{}", cleanmail_api::graphql_sdl())),
+        Command::Openapi => output::out(format_args!("{}\n", cleanmail_api::openapi_json())),
+        Command::GraphqlSchema => output::out(format_args!("{}", cleanmail_api::graphql_sdl())),
         Command::Admin {
             command: AdminCommand::Create { email, password },
         } => {
@@ -236,7 +237,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                             "failed_at": job.failed_at.map(|t| t.and_utc()),
                             "last_error": job.last_error,
                         });
-                        out(format_args!("{line}\n"))?;
+                        output::out(format_args!("{line}\n"))?;
                     }
                     Ok(())
                 }
@@ -477,15 +478,4 @@ fn init_tracing() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
-}
-
-/// Writes a command's output to stdout. A reader that stops early (`cleanmail eval | head`)
-/// closes the pipe: that ends the output quietly instead of panicking as `println!` does.
-pub(crate) fn out(text: std::fmt::Arguments<'_>) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    let mut stdout = std::io::stdout().lock();
-    match stdout.write_fmt(text).and_then(|()| stdout.flush()) {
-        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => Err(err.into()),
-        _ => Ok(()),
-    }
 }

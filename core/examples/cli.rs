@@ -6,6 +6,8 @@
 
 #[path = "../../cli/src/eval.rs"]
 mod eval;
+#[path = "../../cli/src/output.rs"]
+mod output;
 #[path = "../../cli/src/train.rs"]
 mod train;
 
