@@ -50,9 +50,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use crate::message::{
-    Extracted, find_urls, host_is_ip, list_footer_start, registrable_domain, url_host,
-};
+use crate::message::{Extracted, find_urls, host_is_ip, registrable_domain, url_host};
 
 /// The class of a training message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -821,14 +819,9 @@ pub fn features(message: &Extracted<'_>, masks: &Masks) -> Vec<u32> {
         }
     }
     // A list footer is the channel's, not the sender's: its words and links are left out.
-    let footer = if message.list_mail {
-        list_footer_start(&message.text)
-    } else {
-        None
-    };
-    let body = &message.text[..footer.unwrap_or(message.text.len())];
+    let body = message.own_text();
     let footerless_urls;
-    let text_urls = if footer.is_some() {
+    let text_urls = if body.len() < message.text.len() {
         footerless_urls = find_urls(body, 100);
         &footerless_urls
     } else {

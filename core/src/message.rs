@@ -324,6 +324,19 @@ fn mailbox(address: Option<&mail_parser::Address<'_>>) -> Option<Mailbox> {
     })
 }
 
+impl Extracted<'_> {
+    /// The visible text without a mailing list's footer ([`list_footer_start`], on list mail
+    /// only): the footer is the channel's, not the sender's.
+    pub fn own_text(&self) -> &str {
+        let footer = if self.list_mail {
+            list_footer_start(&self.text)
+        } else {
+            None
+        };
+        &self.text[..footer.unwrap_or(self.text.len())]
+    }
+}
+
 /// Where a mailing list's footer starts in a text body: the last line of at least 20
 /// underscores, or the last `-- ` signature line, in the last 1,000 bytes. List software
 /// appends it to every post, spam included, so it says nothing about the message.

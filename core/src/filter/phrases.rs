@@ -13,10 +13,10 @@ use std::sync::LazyLock;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 
 use super::Tags;
-use crate::message::{Extracted, list_footer_start};
+use crate::message::Extracted;
 
 /// Bytes of text searched.
-const MAX_TEXT: usize = 32 * 1024;
+const MAX_SEARCHED: usize = 32 * 1024;
 
 /// A family of phrases and how many distinct ones fire its rules.
 struct Family {
@@ -443,15 +443,10 @@ pub fn analyze(message: &Extracted<'_>, tags: &mut Tags) {
 }
 
 /// The subject and the visible text without quoted lines or a list footer, whitespace runs
-/// collapsed to one space, at most [`MAX_TEXT`] bytes.
+/// collapsed to one space, at most [`MAX_SEARCHED`] bytes.
 fn searchable(message: &Extracted<'_>) -> Vec<u8> {
-    let footer = if message.list_mail {
-        list_footer_start(&message.text)
-    } else {
-        None
-    };
-    let body = &message.text[..footer.unwrap_or(message.text.len())];
-    let mut out = Vec::with_capacity((message.subject.len() + body.len()).min(MAX_TEXT) + 1);
+    let body = message.own_text();
+    let mut out = Vec::with_capacity((message.subject.len() + body.len()).min(MAX_SEARCHED) + 1);
     let mut space = false;
     let lines = std::iter::once(message.subject.as_str()).chain(
         body.lines()
@@ -459,7 +454,7 @@ fn searchable(message: &Extracted<'_>) -> Vec<u8> {
     );
     for line in lines {
         for &b in line.as_bytes().iter().chain(b"\n") {
-            if out.len() >= MAX_TEXT {
+            if out.len() >= MAX_SEARCHED {
                 return out;
             }
             if b.is_ascii_whitespace() {
