@@ -62,6 +62,11 @@ pub fn analyze(message: &Extracted<'_>, tags: &mut Tags) {
         if host_is_ip(&host) {
             tags.add("URL_IP_HOST", host.clone());
         }
+        if host.contains('%') {
+            // Browsers decode `http://%77%77%77.example` before resolving it; mail programs
+            // have no reason to escape a host name, filter evasion has.
+            tags.add("URL_ESCAPED_HOST", host.clone());
+        }
         if url_has_userinfo(href) {
             tags.add("URL_USERINFO", href.chars().take(120).collect::<String>());
         }

@@ -1,5 +1,5 @@
-//! Header rules: missing or forged headers, subject tricks, sender and reply-to mismatches,
-//! dates, and the SMTP greeting.
+//! Header rules: missing, malformed or forged headers, subject tricks, sender and reply-to
+//! mismatches, dates, and the SMTP greeting.
 
 use mail_parser::Message;
 
@@ -46,8 +46,20 @@ pub fn analyze(
             message.header_raw("From").unwrap_or("").trim(),
         );
     }
-    if message.header_raw("Date").is_none() {
-        tags.add("MISSING_DATE", "");
+    match message.header_raw("Date") {
+        None => tags.add("MISSING_DATE", ""),
+        Some(date) if !valid_date(date) => tags.add("INVALID_DATE", date.trim()),
+        Some(_) => {}
+    }
+    let id = message.header_raw("Message-ID").map(str::trim);
+    if let Some(id) = id
+        && !valid_message_id(id)
+    {
+        tags.add("INVALID_MSGID", id);
+    } else if let Some(mailer) = message.header_raw("X-Mailer").map(str::trim)
+        && let Some(reason) = forged_outlook(mailer, id, message.header_raw("X-MimeOLE").is_some())
+    {
+        tags.add("FORGED_MUA_OUTLOOK", format!("X-Mailer {mailer}, {reason}"));
     }
     if message.header_raw("Subject").is_none() || extracted.subject.trim().is_empty() {
         tags.add("MISSING_SUBJECT", "");
@@ -137,4 +149,264 @@ fn address_in_name(name: &str) -> Option<String> {
                 .is_some_and(|(l, d)| !l.is_empty() && d.contains('.'))
     })
     .map(|w| w.to_ascii_lowercase())
+}
+
+/// The header value without comments (nested parentheses, RFC 5322 CFWS), folding undone.
+fn without_comments(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let (mut depth, mut escaped) = (0usize, false);
+    for c in value.chars() {
+        if depth > 0 {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '(' => depth += 1,
+                ')' => depth -= 1,
+                _ => {}
+            }
+        } else if c == '(' {
+            depth = 1;
+        } else if c == '\r' || c == '\n' {
+            out.push(' ');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Whether a Date header follows RFC 5322's date-time, obsolete forms included (two-digit
+/// years, zone names such as `GMT` or `EST`, seconds left out): `[Mon,] 5 Aug 2002 13:11:42
+/// +0200`. Bulk-mail software writes dates that no mail program does: without a zone, with
+/// `+-0500` or `GMT+1`, with `PM`, in `ctime` or `2002/09/14` format. No ham of the training
+/// corpus has one.
+fn valid_date(value: &str) -> bool {
+    const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+    const MONTHS: [&str; 12] = [
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+    ];
+    const ZONES: [&str; 10] = [
+        "ut", "gmt", "est", "edt", "cst", "cdt", "mst", "mdt", "pst", "pdt",
+    ];
+    let text = without_comments(value)
+        .to_ascii_lowercase()
+        .replace(',', " , ");
+    let mut tokens = text.split_whitespace().peekable();
+    if tokens.peek().is_some_and(|t| DAYS.contains(t)) {
+        tokens.next();
+        if tokens.next() != Some(",") {
+            return false;
+        }
+    }
+    let number = |token: Option<&str>, digits: std::ops::RangeInclusive<usize>, max: u32| {
+        token.is_some_and(|t| {
+            digits.contains(&t.len())
+                && t.bytes().all(|b| b.is_ascii_digit())
+                && t.parse::<u32>().is_ok_and(|n| n <= max)
+        })
+    };
+    if !number(tokens.next(), 1..=2, 31)
+        || !tokens.next().is_some_and(|m| MONTHS.contains(&m))
+        || !number(tokens.next(), 2..=4, 9999)
+    {
+        return false;
+    }
+    let Some(time) = tokens.next() else {
+        return false;
+    };
+    let mut parts = time.split(':');
+    let (hour, minute, second) = (parts.next(), parts.next(), parts.next());
+    if !number(hour, 1..=2, 23)
+        || !number(minute, 2..=2, 59)
+        || (second.is_some() && !number(second, 2..=2, 60))
+        || parts.next().is_some()
+    {
+        return false;
+    }
+    let zone_ok = tokens.next().is_some_and(|zone| {
+        let numeric = zone.strip_prefix(['+', '-']).is_some_and(|z| {
+            z.len() == 4 && number(Some(&z[2..]), 2..=2, 59) && number(Some(&z[..2]), 2..=2, 99)
+        });
+        let military = zone.len() == 1 && zone.bytes().all(|b| b.is_ascii_lowercase() && b != b'j');
+        numeric || military || ZONES.contains(&zone)
+    });
+    zone_ok && tokens.next().is_none()
+}
+
+/// Whether a Message-ID header is one `<left@right>` identifier (RFC 5322 msg-id), comments
+/// aside. Bulk-mail software writes `<0000104257bd$00001f24$00007177@>`, ids without `@` or
+/// without angle brackets.
+fn valid_message_id(value: &str) -> bool {
+    let text = without_comments(value);
+    let Some(inner) = text
+        .trim()
+        .strip_prefix('<')
+        .and_then(|rest| rest.strip_suffix('>'))
+    else {
+        return false;
+    };
+    let Some((left, right)) = inner.rsplit_once('@') else {
+        return false;
+    };
+    let atom = |part: &str| {
+        !part.is_empty()
+            && !part
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>'))
+    };
+    atom(left) && atom(right)
+}
+
+/// Why a message that claims to be written with Outlook or Outlook Express on Windows cannot
+/// have been, if it cannot: as SpamAssassin's rule of the same name, spamware names itself
+/// after the most common mail program and gets the details wrong.
+///
+/// - The Message-ID is not the `<hhhhhhhhhhhh$hhhhhhhh$hhhhhhhh@host>` those programs always
+///   write (Outlook 2010 and later add a `$` before the `@`). Excepted: Outlook in
+///   Internet-Mail-Only mode, the Macintosh edition, and mail sent through Hotmail's web
+///   gateway (`<DAV…@hotmail.com>`, `<OE…@hotmail.com>`), which all write other ids.
+/// - Outlook Express and Outlook 2002–2003 (`…, Build …`) always add `X-MimeOLE`.
+///
+/// On the training corpus this fires on 17 % of the spam, 21 % of the phish and none of the
+/// 227 ham written with these programs.
+fn forged_outlook(mailer: &str, id: Option<&str>, has_mimeole: bool) -> Option<&'static str> {
+    let express = mailer
+        .strip_prefix("Microsoft Outlook Express ")
+        .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()));
+    let build = ["Microsoft Outlook", "Microsoft Office Outlook"]
+        .iter()
+        .any(|name| {
+            mailer.strip_prefix(name).is_some_and(|rest| {
+                [", Build ", " CWS, Build ", " IMO, Build "]
+                    .iter()
+                    .any(|mode| rest.starts_with(mode))
+            })
+        });
+    if (express || build) && !has_mimeole {
+        return Some("no X-MimeOLE header");
+    }
+    let modern = mailer
+        .strip_prefix("Microsoft Outlook ")
+        .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()));
+    let internet_mail_only = mailer.contains(" IMO, Build ");
+    if !(express || modern || build) || internet_mail_only {
+        return None;
+    }
+    let (left, right) = id?
+        .strip_prefix('<')
+        .and_then(|rest| rest.strip_suffix('>'))
+        .and_then(|inner| inner.rsplit_once('@'))?;
+    let hex =
+        |part: &str, len: usize| part.len() == len && part.bytes().all(|b| b.is_ascii_hexdigit());
+    let mut parts = left.strip_suffix('$').unwrap_or(left).split('$');
+    let outlook = matches!(
+        (parts.next(), parts.next(), parts.next(), parts.next()),
+        (Some(a), Some(b), Some(c), None) if hex(a, 12) && hex(b, 8) && hex(c, 8)
+    );
+    let hotmail = matches!(
+        right.to_ascii_lowercase().as_str(),
+        "hotmail.com" | "msn.com"
+    ) && (left.starts_with("DAV") || left.starts_with("OE"));
+    (!outlook && !hotmail).then_some("a Message-ID that Outlook does not write")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{forged_outlook, valid_date, valid_message_id};
+
+    #[test]
+    fn forged_outlook_ids_and_headers() {
+        let oe = "Microsoft Outlook Express 6.00.2600.0000";
+        let forged = |mailer: &str, id: &str| forged_outlook(mailer, Some(id), true).is_some();
+        assert!(!forged(oe, "<001c01c22e2c$1a2b3c40$0100a8c0@home>"));
+        assert!(!forged(
+            "Microsoft Outlook 16.0",
+            "<000001d5a1b2$c3d4e5f6$a7b8c9d0$@example.ch>"
+        ));
+        assert!(!forged(oe, "<DAV32l8aii08N8yxdZj00009342@hotmail.com>"));
+        assert!(!forged(
+            "Microsoft Outlook IMO, Build 9.0.2416 (9.0.2910.0)",
+            "<BCEFLMCEIJHPCPLGADJIGEEFCAAA.kiall@redpie.com>"
+        ));
+        assert!(!forged(
+            "Microsoft Outlook Express Macintosh Edition - 5.01 (1630)",
+            "<E17hrT0-0004gj-00@rhenium.btinternet.com>"
+        ));
+        assert!(!forged("Mutt/1.4i", "<20020823005705.D63AEC44E@argote.ch>"));
+        assert!(forged(oe, "<200208230914.KAA09351@webnote.net>"));
+        assert!(forged(
+            "Microsoft Outlook, Build 10.0.2627",
+            "<20050620231526.298CF85ADAF@mail1.example.com>"
+        ));
+        assert!(forged(oe, "<COQLVBMBPQQJZVWZULTY@hotmail.com>"));
+        // Outlook Express always writes X-MimeOLE; Outlook 2010 and later do not.
+        let id = "<001c01c22e2c$1a2b3c40$0100a8c0@home>";
+        assert_eq!(
+            forged_outlook(oe, Some(id), false),
+            Some("no X-MimeOLE header")
+        );
+        assert_eq!(
+            forged_outlook("Microsoft Outlook 16.0", Some(id), false),
+            None
+        );
+        assert_eq!(forged_outlook("Mutt/1.4i", None, false), None);
+    }
+
+    #[test]
+    fn dates_as_mail_programs_write_them_are_valid() {
+        for date in [
+            "Thu, 22 Aug 2002 13:52:38 +0100",
+            "Fri, 23 Aug 2002 02:57:05 +0200 (CEST)",
+            "5 Aug 2002 13:11:42 -0000",
+            "Mon, 2 Dec 2002 15:51 -0800",
+            "Sat, 21 Sep 02 05:01:06 GMT",
+            "Tue, 3 Sep 2002 23:43:57 EDT",
+            "Wed, 18 Sep 2002 01:11:52 Z",
+            "Fri, 30 Aug 2002 09:03:43 -0500 (added by\r\n postmaster@example.com)",
+            "Mon,\r\n 7 Dec 2026 15:31:11 +0000",
+        ] {
+            assert!(valid_date(date), "{date}");
+        }
+    }
+
+    #[test]
+    fn dates_bulk_software_writes_are_invalid() {
+        for date in [
+            "Mon, 5 Aug 2002 13:11:42",
+            "Thu, 29 Aug 2002 15:36:58 +-0500",
+            "Fri, 23 Aug 2002 22:46:34 GMT+1",
+            "Tue, 06 Aug 2002 06:50:21 PM -0400",
+            "2002/09/14 Sat 02:29:32 CDT",
+            "Sat Sep 21 08:18:08 2002",
+            "Mon, 15 Aug 2005 02.01.47 +0200",
+            "Thu 22 Aug 2002 13:52:38 +0100",
+            "Thu, 32 Aug 2002 13:52:38 +0100",
+            "Thu, 22 Aug 2002 25:52:38 +0100",
+            "",
+        ] {
+            assert!(!valid_date(date), "{date}");
+        }
+    }
+
+    #[test]
+    fn message_ids() {
+        for id in [
+            "<20020823005705.D63AEC44E@argote.ch>",
+            " <E17hrT0-0004gj-00@rhenium.btinternet.com>\r\n",
+            "<3D43A52A003DE1A8@occmta11a.terra.com.mx> (added by postmaster@terra.com.mx)",
+        ] {
+            assert!(valid_message_id(id), "{id}");
+        }
+        for id in [
+            "<000018e94cd4$0000220a$000063aa@>",
+            "<00006df0147e$000041f2$000063fa@              >",
+            "<3DlzeX5SbSIeEh0>",
+            "<@paypal.com>",
+            "hryyyyrtenssmv@example.sourceforge.net",
+            "<a@b> <c@d>",
+            "",
+        ] {
+            assert!(!valid_message_id(id), "{id}");
+        }
+    }
 }

@@ -117,6 +117,9 @@ rules! {
     "BLOCKLISTED_SENDER", 0.0, Spam, "The sender is on a block list";
     "MISSING_FROM", 0.5, Spam, "The message has no From header";
     "MISSING_DATE", 0.5, Spam, "The message has no Date header";
+    "INVALID_DATE", 1.5, Spam, "The Date header is not a valid date as mail programs write it";
+    "INVALID_MSGID", 1.5, Spam, "The Message-ID header is not a valid <id@domain> identifier";
+    "FORGED_MUA_OUTLOOK", 1.5, Spam, "The message claims to be written with Outlook, but its Message-ID is not one Outlook writes";
     "MISSING_SUBJECT", 0.8, Spam, "The message has no subject";
     "FROM_NO_ADDRESS", 0.5, Spam, "The From header has no usable address";
     "FROM_NAME_HAS_OTHER_ADDRESS", 1.0, Phish, "The sender's display name shows a different address than the real one";
@@ -147,6 +150,7 @@ rules! {
     "PHARMACY_ADULT", 1.0, Spam, "The text sells pills, weight loss or adult content";
     "URL_IP_HOST", 1.0, Phish, "A link points to a bare IP address";
     "URL_USERINFO", 1.0, Phish, "A link hides its real destination behind a user-name part";
+    "URL_ESCAPED_HOST", 1.5, Spam, "A link's host name is disguised with %-escapes";
     "URL_SHORTENER", 0.5, Spam, "A link uses a URL shortener";
     "LINK_TEXT_MISMATCH", 1.0, Phish, "A link's text names another site than the one it leads to";
     "LOOKALIKE_DOMAIN", 3.0, Phish, "A domain imitates a protected or well-known domain";
