@@ -57,7 +57,12 @@ pub fn analyze(
     {
         tags.add("INVALID_MSGID", id);
     } else if let Some(mailer) = message.header_raw("X-Mailer").map(str::trim)
-        && let Some(reason) = forged_outlook(mailer, id, message.header_raw("X-MimeOLE").is_some())
+        && let Some(reason) = forged_outlook(
+            mailer,
+            id,
+            message.header_raw("X-MimeOLE").is_some(),
+            extracted.has_html_body && !extracted.has_text_body,
+        )
     {
         tags.add("FORGED_MUA_OUTLOOK", format!("X-Mailer {mailer}, {reason}"));
     }
@@ -128,6 +133,9 @@ fn subject_rules(message: &Message<'_>, subject: &str, tags: &mut Tags) {
     if subject.contains("!!") || subject.contains("$$") || subject.matches('!').count() >= 3 {
         tags.add("SUBJECT_SHOUTING", subject);
     }
+    if let Some(id) = subject_unique_id(subject) {
+        tags.add("SUBJECT_UNIQUE_ID", id);
+    }
     if let Some(raw) = message.header_raw("Subject") {
         let raw = raw.trim();
         if raw.starts_with("=?") && subject.is_ascii() && !subject.is_empty() && subject.len() < 200
@@ -135,6 +143,20 @@ fn subject_rules(message: &Message<'_>, subject: &str, tags: &mut Tags) {
             tags.add("SUBJECT_ENCODED_NEEDLESSLY", raw);
         }
     }
+}
+
+/// The tag that bulk-mail software appends to a subject after a run of spaces, different for
+/// every recipient to defeat checksums (`Lowest rates available!          hsdpr`, `… 11.150`).
+/// On the training corpus: 163 spam, no ham.
+fn subject_unique_id(subject: &str) -> Option<&str> {
+    let subject = subject.trim_end();
+    let (text, id) = subject.rsplit_once(char::is_whitespace)?;
+    let gap = text.len() - text.trim_end().len() + 1;
+    let plausible = (1..=20).contains(&id.len())
+        && id
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '.' || c == '-' || c == '#');
+    (gap >= 4 && plausible && !text.trim().is_empty()).then_some(id)
 }
 
 /// An e-mail address written inside a display name (`"paypal@paypal.com" <x@evil>`).
@@ -266,10 +288,16 @@ fn valid_message_id(value: &str) -> bool {
 ///   Internet-Mail-Only mode, the Macintosh edition, and mail sent through Hotmail's web
 ///   gateway (`<DAV…@hotmail.com>`, `<OE…@hotmail.com>`), which all write other ids.
 /// - Outlook Express and Outlook 2002–2003 (`…, Build …`) always add `X-MimeOLE`.
+/// - Outlook Express sends HTML with a plain-text alternative, never HTML alone.
 ///
-/// On the training corpus this fires on 17 % of the spam, 21 % of the phish and none of the
+/// On the training corpus this fires on 20 % of the spam, 28 % of the phish and none of the
 /// 227 ham written with these programs.
-fn forged_outlook(mailer: &str, id: Option<&str>, has_mimeole: bool) -> Option<&'static str> {
+fn forged_outlook(
+    mailer: &str,
+    id: Option<&str>,
+    has_mimeole: bool,
+    html_only: bool,
+) -> Option<&'static str> {
     let express = mailer
         .strip_prefix("Microsoft Outlook Express ")
         .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()));
@@ -284,6 +312,9 @@ fn forged_outlook(mailer: &str, id: Option<&str>, has_mimeole: bool) -> Option<&
         });
     if (express || build) && !has_mimeole {
         return Some("no X-MimeOLE header");
+    }
+    if express && html_only {
+        return Some("HTML without a text alternative");
     }
     let modern = mailer
         .strip_prefix("Microsoft Outlook ")
@@ -317,7 +348,8 @@ mod tests {
     #[test]
     fn forged_outlook_ids_and_headers() {
         let oe = "Microsoft Outlook Express 6.00.2600.0000";
-        let forged = |mailer: &str, id: &str| forged_outlook(mailer, Some(id), true).is_some();
+        let forged =
+            |mailer: &str, id: &str| forged_outlook(mailer, Some(id), true, false).is_some();
         assert!(!forged(oe, "<001c01c22e2c$1a2b3c40$0100a8c0@home>"));
         assert!(!forged(
             "Microsoft Outlook 16.0",
@@ -342,14 +374,18 @@ mod tests {
         // Outlook Express always writes X-MimeOLE; Outlook 2010 and later do not.
         let id = "<001c01c22e2c$1a2b3c40$0100a8c0@home>";
         assert_eq!(
-            forged_outlook(oe, Some(id), false),
+            forged_outlook(oe, Some(id), false, false),
             Some("no X-MimeOLE header")
         );
         assert_eq!(
-            forged_outlook("Microsoft Outlook 16.0", Some(id), false),
+            forged_outlook(oe, Some(id), true, true),
+            Some("HTML without a text alternative")
+        );
+        assert_eq!(
+            forged_outlook("Microsoft Outlook 16.0", Some(id), false, true),
             None
         );
-        assert_eq!(forged_outlook("Mutt/1.4i", None, false), None);
+        assert_eq!(forged_outlook("Mutt/1.4i", None, false, true), None);
     }
 
     #[test]
@@ -385,6 +421,27 @@ mod tests {
             "",
         ] {
             assert!(!valid_date(date), "{date}");
+        }
+    }
+
+    #[test]
+    fn subject_unique_ids() {
+        assert_eq!(
+            super::subject_unique_id("Lowest rates available!           hsdpr"),
+            Some("hsdpr")
+        );
+        assert_eq!(
+            super::subject_unique_id("Lose 10-12 lbs in 30 days\t\t     11.150 "),
+            Some("11.150")
+        );
+        for subject in [
+            "Lunch tomorrow?",
+            "Invoice 12345",
+            "     World Wide Words -- 17 Aug 02",
+            "          ",
+            "Re: the plan    !!!",
+        ] {
+            assert_eq!(super::subject_unique_id(subject), None, "{subject}");
         }
     }
 

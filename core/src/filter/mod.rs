@@ -127,6 +127,7 @@ rules! {
     "REPLYTO_FREEMAIL", 0.5, Spam, "Replies go to a free-mail address while the sender is not";
     "SUBJECT_ALL_CAPS", 0.8, Spam, "The subject is written in capital letters";
     "SUBJECT_SHOUTING", 0.7, Spam, "The subject has repeated exclamation or currency marks";
+    "SUBJECT_UNIQUE_ID", 1.5, Spam, "The subject ends in a per-recipient tag after a run of spaces, as bulk-mail software writes";
     "SUBJECT_ENCODED_NEEDLESSLY", 0.1, Spam, "The subject is MIME-encoded although it is plain ASCII";
     "DATE_IN_FUTURE", 1.5, Spam, "The Date header is in the future";
     "DATE_IN_PAST", 1.0, Spam, "The Date header is far in the past";
