@@ -290,8 +290,8 @@ fn valid_message_id(value: &str) -> bool {
 /// - Outlook Express and Outlook 2002–2003 (`…, Build …`) always add `X-MimeOLE`.
 /// - Outlook Express sends HTML with a plain-text alternative, never HTML alone.
 ///
-/// On the training corpus this fires on 20 % of the spam, 28 % of the phish and none of the
-/// 227 ham written with these programs.
+/// On the training corpus this fires on 17 % of the spam, 22 % of the phish and none of the
+/// ham, 234 of which were written with these programs.
 fn forged_outlook(
     mailer: &str,
     id: Option<&str>,
