@@ -289,8 +289,10 @@ fn valid_message_id(value: &str) -> bool {
 ///   gateway (`<DAV…@hotmail.com>`, `<OE…@hotmail.com>`), which all write other ids.
 /// - Outlook Express and Outlook 2002–2003 (`…, Build …`) always add `X-MimeOLE`.
 /// - Outlook Express sends HTML with a plain-text alternative, never HTML alone.
+/// - Outlook Express on Windows writes its version as four numbers (`6.00.2600.0000`), not
+///   `V6.00.2900.2180`, `5.00.2919.6900 DM` or `6.00.2600.0000.213597`.
 ///
-/// On the training corpus this fires on 17 % of the spam, 22 % of the phish and none of the
+/// On the training corpus this fires on 18 % of the spam, 24 % of the phish and none of the
 /// ham, 234 of which were written with these programs.
 fn forged_outlook(
     mailer: &str,
@@ -298,9 +300,22 @@ fn forged_outlook(
     has_mimeole: bool,
     html_only: bool,
 ) -> Option<&'static str> {
-    let express = mailer
-        .strip_prefix("Microsoft Outlook Express ")
-        .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()));
+    let express = match mailer.strip_prefix("Microsoft Outlook Express") {
+        Some(rest) if !rest.starts_with(" Macintosh") => {
+            // Outlook Express on Windows writes its version as four numbers and nothing else.
+            let version = rest.strip_prefix(' ').unwrap_or("");
+            let numbers = version.split('.');
+            if numbers.clone().count() != 4
+                || !numbers
+                    .into_iter()
+                    .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            {
+                return Some("a version that Outlook Express does not write");
+            }
+            true
+        }
+        _ => false,
+    };
     let build = ["Microsoft Outlook", "Microsoft Office Outlook"]
         .iter()
         .any(|name| {
@@ -371,6 +386,17 @@ mod tests {
             "<20050620231526.298CF85ADAF@mail1.example.com>"
         ));
         assert!(forged(oe, "<COQLVBMBPQQJZVWZULTY@hotmail.com>"));
+        for mailer in [
+            "Microsoft Outlook Express V6.00.2900.2180",
+            "Microsoft Outlook Express 5.00.2919.6900 DM",
+            "Microsoft Outlook Express 6.00.2600.0000.213597",
+            "Microsoft Outlook Express",
+        ] {
+            assert!(
+                forged(mailer, "<001c01c22e2c$1a2b3c40$0100a8c0@home>"),
+                "{mailer}"
+            );
+        }
         // Outlook Express always writes X-MimeOLE; Outlook 2010 and later do not.
         let id = "<001c01c22e2c$1a2b3c40$0100a8c0@home>";
         assert_eq!(
