@@ -212,6 +212,36 @@ impl Verdict {
     pub fn has_symbol(&self, name: &str) -> bool {
         self.symbols.iter().any(|s| s.name == name)
     }
+
+    /// The verdict for a message the engine failed on (a bug: analysis is meant never to
+    /// fail): every recipient's copy is quarantined unchecked, with the `FILTER_ERROR` symbol,
+    /// so that the message is neither lost nor delivered without being filtered. An
+    /// administrator sees why in the quarantine and can release it.
+    pub fn analysis_failed(recipients: &[EmailAddress], error: &str) -> Self {
+        let rule = filter::rule("FILTER_ERROR").expect("FILTER_ERROR is a rule");
+        Self {
+            score: rule.score,
+            category: Category::Spam,
+            symbols: vec![Symbol {
+                name: rule.name.to_owned(),
+                score: rule.score,
+                explanation: format!("{} ({error})", rule.description),
+            }],
+            auth: None,
+            bayes: None,
+            recipients: recipients
+                .iter()
+                .map(|recipient| RecipientVerdict {
+                    recipient: recipient.clone(),
+                    category: Category::Spam,
+                    action: Action::Quarantine,
+                    reason: rule.description.to_owned(),
+                    list_match: None,
+                })
+                .collect(),
+            warnings: vec![format!("analysis failed: {error}")],
+        }
+    }
 }
 
 /// Engine settings.

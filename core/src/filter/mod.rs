@@ -114,6 +114,7 @@ rules! {
     "ARCHIVE_BOMB", 0.0, Virus, "A zip attachment expands beyond safe limits (zip bomb)";
     "ARCHIVE_ENCRYPTED", 3.0, Spam, "A zip attachment is password-protected, so it cannot be inspected";
     "ARCHIVE_UNREADABLE", 1.0, Spam, "A zip attachment is damaged and could not be inspected";
+    "FILTER_ERROR", 0.0, Spam, "The filter failed on this message, so it is held in quarantine unchecked";
     "BLOCKLISTED_SENDER", 0.0, Spam, "The sender is on a block list";
     "MISSING_FROM", 0.5, Spam, "The message has no From header";
     "MISSING_DATE", 0.5, Spam, "The message has no Date header";

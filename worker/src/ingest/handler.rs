@@ -13,7 +13,7 @@ use cleanmail_schema::store::mail::AcceptedBatch;
 use cleanmail_schema::store::routing::{RecipientRoute, unscoped_resolve_recipient_for_smtp};
 use cleanmail_schema::{Db, DomainId, JobId, MessageLogId, StoreError, TenantId};
 use moka::sync::Cache;
-use tracing::{debug, warn};
+use tracing::{debug, error, warn};
 
 use super::{Committer, HeaderSummary, INGEST_MESSAGE, IngestMessage, IngestRecipient, hour_of};
 use crate::learning::TenantModelCache;
@@ -25,6 +25,21 @@ use crate::smtp::{DataDecision, Envelope, RcptDecision, SessionInfo, SmtpHandler
 const ROUTE_CACHE_TTL: Duration = Duration::from_secs(2);
 /// Most addresses whose routes are cached at once.
 const ROUTE_CACHE_CAPACITY: u64 = 100_000;
+
+/// Runs `analyze`; if it panics (an engine bug on this message), the message is quarantined
+/// unchecked for every recipient ([`Verdict::analysis_failed`]) instead of being refused with
+/// a temporary error that the sender would retry, and fail on, until it gives up.
+fn analyze_or_hold(recipients: &[EmailAddress], analyze: impl FnOnce() -> Verdict) -> Verdict {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(analyze)).unwrap_or_else(|panic| {
+        let error = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic".to_owned());
+        error!(%error, "the filter failed on a message; it is quarantined unchecked");
+        Verdict::analysis_failed(recipients, &format!("engine panic: {error}"))
+    })
+}
 
 /// The production [`SmtpHandler`].
 pub struct IngestHandler {
@@ -197,7 +212,7 @@ impl SmtpHandler for IngestHandler {
                         auth: None,
                         received_at: Some(received_unix),
                     };
-                    engine.analyze(&input, ctx)
+                    analyze_or_hold(&env.recipients, || engine.analyze(&input, ctx))
                 })
                 .collect();
             (message, verdicts)
@@ -374,4 +389,48 @@ pub(crate) fn log_entry(
 
 pub(crate) fn category_name(category: Category) -> &'static str {
     category.as_str()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use cleanmail_core::{Action, EmailAddress, Engine, EngineConfig, Envelope, MessageInput};
+    use cleanmail_core::{Model, TenantContext};
+
+    use super::analyze_or_hold;
+
+    #[test]
+    fn an_engine_panic_quarantines_the_message_for_every_recipient() {
+        let recipients = [
+            EmailAddress::parse("jean@example.ch").unwrap(),
+            EmailAddress::parse("info@example.ch").unwrap(),
+        ];
+        let verdict = analyze_or_hold(&recipients, || {
+            panic!("byte index 16384 is not a char boundary")
+        });
+        assert!(verdict.has_symbol("FILTER_ERROR"));
+        assert!(verdict.explanation().contains("not a char boundary"));
+        assert_eq!(verdict.recipients.len(), 2);
+        for (decision, address) in verdict.recipients.iter().zip(&recipients) {
+            assert_eq!(&decision.recipient, address);
+            assert_eq!(decision.action, Action::Quarantine);
+        }
+    }
+
+    #[test]
+    fn a_verdict_is_passed_through() {
+        let engine = Engine::new(Arc::new(Model::default()), EngineConfig::default());
+        let raw = b"From: a@example.org\r\nSubject: hi\r\n\r\nXJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X\r\n";
+        let envelope = Envelope::from_headers(raw);
+        let input = MessageInput {
+            raw,
+            envelope: &envelope,
+            auth: None,
+            received_at: None,
+        };
+        let verdict = analyze_or_hold(&[], || engine.analyze(&input, &TenantContext::default()));
+        assert!(verdict.has_symbol("GTUBE"));
+        assert!(!verdict.has_symbol("FILTER_ERROR"));
+    }
 }
