@@ -207,8 +207,9 @@ fn valid_date(value: &str) -> bool {
     const MONTHS: [&str; 12] = [
         "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
     ];
-    const ZONES: [&str; 10] = [
-        "ut", "gmt", "est", "edt", "cst", "cdt", "mst", "mdt", "pst", "pdt",
+    // RFC 5322's obsolete zone names, and `UTC`, which it lacks but much software writes.
+    const ZONES: [&str; 11] = [
+        "ut", "utc", "gmt", "est", "edt", "cst", "cdt", "mst", "mdt", "pst", "pdt",
     ];
     let text = without_comments(value)
         .to_ascii_lowercase()
@@ -423,6 +424,7 @@ mod tests {
             "Mon, 2 Dec 2002 15:51 -0800",
             "Sat, 21 Sep 02 05:01:06 GMT",
             "Tue, 3 Sep 2002 23:43:57 EDT",
+            "Mon, 7 Dec 2026 15:31:11 UTC",
             "Wed, 18 Sep 2002 01:11:52 Z",
             "Fri, 30 Aug 2002 09:03:43 -0500 (added by\r\n postmaster@example.com)",
             "Mon,\r\n 7 Dec 2026 15:31:11 +0000",
