@@ -248,7 +248,10 @@ fn valid_date(value: &str) -> bool {
     }
     let zone_ok = tokens.next().is_some_and(|zone| {
         let numeric = zone.strip_prefix(['+', '-']).is_some_and(|z| {
-            z.len() == 4 && number(Some(&z[2..]), 2..=2, 59) && number(Some(&z[..2]), 2..=2, 99)
+            z.len() == 4
+                && z.is_ascii()
+                && number(Some(&z[2..]), 2..=2, 59)
+                && number(Some(&z[..2]), 2..=2, 99)
         });
         let military = zone.len() == 1 && zone.bytes().all(|b| b.is_ascii_lowercase() && b != b'j');
         numeric || military || ZONES.contains(&zone)
@@ -446,6 +449,9 @@ mod tests {
             "Thu 22 Aug 2002 13:52:38 +0100",
             "Thu, 32 Aug 2002 13:52:38 +0100",
             "Thu, 22 Aug 2002 25:52:38 +0100",
+            "Thu, 22 Aug 2002 13:52:38 +0é1",
+            "Thu, 22 Aug 2002 13:5é +0100",
+            "éé, 22 Aug 2002 13:52:38 +0100",
             "",
         ] {
             assert!(!valid_date(date), "{date}");
