@@ -51,15 +51,18 @@ pub fn analyze(
         Some(date) if !valid_date(date) => tags.add("INVALID_DATE", date.trim()),
         Some(_) => {}
     }
-    let id = message.header_raw("Message-ID").map(str::trim);
-    if let Some(id) = id
-        && !valid_message_id(id)
+    let id = message
+        .header_raw("Message-ID")
+        .map(|raw| (raw.trim(), without_comments(raw)));
+    let id_parts = id.as_ref().and_then(|(_, text)| message_id_parts(text));
+    if let Some((raw, _)) = id
+        && id_parts.is_none()
     {
-        tags.add("INVALID_MSGID", id);
+        tags.add("INVALID_MSGID", raw);
     } else if let Some(mailer) = message.header_raw("X-Mailer").map(str::trim)
         && let Some(reason) = forged_outlook(
             mailer,
-            id,
+            id_parts,
             message.header_raw("X-MimeOLE").is_some(),
             extracted.has_html_body && !extracted.has_text_body,
         )
@@ -147,7 +150,7 @@ fn subject_rules(message: &Message<'_>, subject: &str, tags: &mut Tags) {
 
 /// The tag that bulk-mail software appends to a subject after a run of spaces, different for
 /// every recipient to defeat checksums (`Lowest rates available!          hsdpr`, `… 11.150`).
-/// On the training corpus: 163 spam, no ham.
+/// On the training corpus: 158 spam, no ham.
 fn subject_unique_id(subject: &str) -> Option<&str> {
     let subject = subject.trim_end();
     let (text, id) = subject.rsplit_once(char::is_whitespace)?;
@@ -259,28 +262,23 @@ fn valid_date(value: &str) -> bool {
     zone_ok && tokens.next().is_none()
 }
 
-/// Whether a Message-ID header is one `<left@right>` identifier (RFC 5322 msg-id), comments
-/// aside. Bulk-mail software writes `<0000104257bd$00001f24$00007177@>`, ids without `@` or
-/// without angle brackets.
-fn valid_message_id(value: &str) -> bool {
-    let text = without_comments(value);
-    let Some(inner) = text
+/// The two sides of a Message-ID that is one `<left@right>` identifier (RFC 5322 msg-id),
+/// given without comments ([`without_comments`]); `None` when it is not one. Bulk-mail
+/// software writes `<0000104257bd$00001f24$00007177@>`, ids without `@` or without angle
+/// brackets.
+fn message_id_parts(text: &str) -> Option<(&str, &str)> {
+    let (left, right) = text
         .trim()
-        .strip_prefix('<')
-        .and_then(|rest| rest.strip_suffix('>'))
-    else {
-        return false;
-    };
-    let Some((left, right)) = inner.rsplit_once('@') else {
-        return false;
-    };
+        .strip_prefix('<')?
+        .strip_suffix('>')?
+        .rsplit_once('@')?;
     let atom = |part: &str| {
         !part.is_empty()
             && !part
                 .chars()
                 .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>'))
     };
-    atom(left) && atom(right)
+    (atom(left) && atom(right)).then_some((left, right))
 }
 
 /// Why a message that claims to be written with Outlook or Outlook Express on Windows cannot
@@ -300,7 +298,7 @@ fn valid_message_id(value: &str) -> bool {
 /// ham, 234 of which were written with these programs.
 fn forged_outlook(
     mailer: &str,
-    id: Option<&str>,
+    id: Option<(&str, &str)>,
     has_mimeole: bool,
     html_only: bool,
 ) -> Option<&'static str> {
@@ -342,10 +340,7 @@ fn forged_outlook(
     if !(express || modern || build) || internet_mail_only {
         return None;
     }
-    let (left, right) = id?
-        .strip_prefix('<')
-        .and_then(|rest| rest.strip_suffix('>'))
-        .and_then(|inner| inner.rsplit_once('@'))?;
+    let (left, right) = id?;
     let hex =
         |part: &str, len: usize| part.len() == len && part.bytes().all(|b| b.is_ascii_hexdigit());
     let mut parts = left.strip_suffix('$').unwrap_or(left).split('$');
@@ -362,13 +357,18 @@ fn forged_outlook(
 
 #[cfg(test)]
 mod tests {
-    use super::{forged_outlook, valid_date, valid_message_id};
+    use super::{forged_outlook, message_id_parts, valid_date, without_comments};
+
+    fn valid_message_id(value: &str) -> bool {
+        message_id_parts(&without_comments(value)).is_some()
+    }
 
     #[test]
     fn forged_outlook_ids_and_headers() {
         let oe = "Microsoft Outlook Express 6.00.2600.0000";
-        let forged =
-            |mailer: &str, id: &str| forged_outlook(mailer, Some(id), true, false).is_some();
+        let forged = |mailer: &str, id: &str| {
+            forged_outlook(mailer, message_id_parts(id), true, false).is_some()
+        };
         assert!(!forged(oe, "<001c01c22e2c$1a2b3c40$0100a8c0@home>"));
         assert!(!forged(
             "Microsoft Outlook 16.0",
@@ -402,7 +402,7 @@ mod tests {
             );
         }
         // Outlook Express always writes X-MimeOLE; Outlook 2010 and later do not.
-        let id = "<001c01c22e2c$1a2b3c40$0100a8c0@home>";
+        let id = message_id_parts("<001c01c22e2c$1a2b3c40$0100a8c0@home>").unwrap();
         assert_eq!(
             forged_outlook(oe, Some(id), false, false),
             Some("no X-MimeOLE header")
