@@ -120,7 +120,7 @@ rules! {
     "MISSING_DATE", 0.5, Spam, "The message has no Date header";
     "INVALID_DATE", 1.5, Spam, "The Date header is not a valid date as mail programs write it";
     "INVALID_MSGID", 1.5, Spam, "The Message-ID header is not a valid <id@domain> identifier";
-    "FORGED_MUA_OUTLOOK", 1.5, Spam, "The message claims to be written with Outlook, but its Message-ID is not one Outlook writes";
+    "FORGED_MUA_OUTLOOK", 1.5, Spam, "The message claims to be written with Outlook, but its headers or structure are not what Outlook writes";
     "MISSING_SUBJECT", 0.8, Spam, "The message has no subject";
     "FROM_NO_ADDRESS", 0.5, Spam, "The From header has no usable address";
     "FROM_NAME_HAS_OTHER_ADDRESS", 1.0, Phish, "The sender's display name shows a different address than the real one";
