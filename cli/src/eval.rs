@@ -4,12 +4,15 @@
 //! standard policy (no network: no DNS, no virus scanner) and prints per-class counts,
 //! precision, recall, ham false-positive rate, F1 and messages per second. Files are read
 //! first; the timing covers the engine only (envelope reconstruction from headers included).
+//! Each message is replayed at its time of arrival, the date of its topmost Received header,
+//! as the SMTP worker passes the time it received the message: the date checks need it.
 
 use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Context;
 use cleanmail_core::classifier::Class;
+use cleanmail_core::engine::received_time;
 use cleanmail_core::metrics::Confusion;
 use cleanmail_core::{Engine, Envelope, MessageInput, TenantContext};
 
@@ -65,7 +68,7 @@ pub fn run(dir: &Path, json: bool) -> anyhow::Result<()> {
             raw,
             envelope: &envelope,
             auth: None,
-            received_at: None,
+            received_at: received_time(raw),
         };
         let verdict = engine.analyze(&input, &ctx);
         confusion.add(*class, verdict.category);

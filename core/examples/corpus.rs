@@ -103,7 +103,7 @@ fn items(engine: &Engine, messages: &[(Class, String, Vec<u8>)], helo: &str) -> 
                     raw,
                     envelope: &envelope,
                     auth: None,
-                    received_at: None,
+                    received_at: cleanmail_core::engine::received_time(raw),
                 },
                 &ctx,
             );
@@ -358,7 +358,7 @@ fn evaluate(engine: &Engine, messages: &[&(Class, String, Vec<u8>)], verbose: bo
             raw,
             envelope: &envelope,
             auth: None,
-            received_at: None,
+            received_at: cleanmail_core::engine::received_time(raw),
         };
         let verdict = engine.analyze(&input, &ctx);
         let caught = verdict.category.is_threat();
@@ -463,7 +463,7 @@ fn main() {
                     raw,
                     envelope: &envelope,
                     auth: None,
-                    received_at: None,
+                    received_at: cleanmail_core::engine::received_time(raw),
                 };
                 std::hint::black_box(engine.analyze(&input, &ctx));
                 if i % 20_000 == 0 || i + 1 == total {

@@ -72,6 +72,26 @@ impl Envelope {
     }
 }
 
+/// When a stored message was received (Unix seconds): the date of its topmost `Received`
+/// header, the one the last receiving server wrote. For tools replaying saved messages, such
+/// as `cleanmail eval`, so that the date checks see the time of arrival that the SMTP worker
+/// passes as [`MessageInput::received_at`].
+pub fn received_time(raw: &[u8]) -> Option<i64> {
+    let head_end = memchr::memmem::find(raw, b"\r\n\r\n")
+        .or_else(|| memchr::memmem::find(raw, b"\n\n"))
+        .unwrap_or(raw.len().min(64 * 1024));
+    let mut lines = raw[..head_end]
+        .split(|&b| b == b'\n')
+        .skip_while(|line| !line.to_ascii_lowercase().starts_with(b"received:"));
+    let mut header = String::from_utf8_lossy(lines.next()?).into_owned();
+    for line in lines.take_while(|line| line.first().is_some_and(|b| *b == b' ' || *b == b'\t')) {
+        header.push(' ');
+        header.push_str(String::from_utf8_lossy(line).trim());
+    }
+    let (_, date) = header.rsplit_once(';')?;
+    mail_parser::DateTime::parse_rfc822(date.trim()).map(|d| d.to_timestamp())
+}
+
 /// One message to analyze.
 #[derive(Debug, Clone, Copy)]
 pub struct MessageInput<'a> {
@@ -710,4 +730,40 @@ fn masks(parsed: &mail_parser::Message<'_>, envelope: &Envelope) -> Masks {
         }
     }
     masks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::received_time;
+
+    #[test]
+    fn received_time_is_the_topmost_received_date() {
+        let raw = b"Return-Path: <a@example.com>\r\n\
+            Received: from relay.example.net (relay.example.net [192.0.2.7])\r\n\
+            \tby mx.example.org with ESMTP id 1A2B;\r\n\
+            \tMon, 3 Jun 2002 12:18:39 +0100\r\n\
+            Received: from client by relay.example.net; Mon, 3 Jun 2002 11:00:00 +0000\r\n\
+            Subject: hi\r\n\r\nbody; Tue, 4 Jun 2002 12:00:00 +0000\r\n";
+        // 2002-06-03 11:18:39 UTC.
+        assert_eq!(received_time(raw), Some(1_023_103_119));
+        let unfolded = b"received: by mx.example.org; Mon, 3 Jun 2002 11:18:39 +0000\n\nbody";
+        assert_eq!(received_time(unfolded), Some(1_023_103_119));
+    }
+
+    #[test]
+    fn no_usable_received_header_gives_no_time() {
+        assert_eq!(
+            received_time(b"Subject: hi\r\n\r\nReceived: x; Mon, 3 Jun 2002 11:18:39 +0000\r\n"),
+            None
+        );
+        assert_eq!(
+            received_time(b"Received: from a by b with SMTP\r\nSubject: hi\r\n\r\n"),
+            None
+        );
+        assert_eq!(
+            received_time(b"Received: from a by b; not a date\r\n\r\n"),
+            None
+        );
+        assert_eq!(received_time(b""), None);
+    }
 }

@@ -12,6 +12,7 @@
 
 use std::path::Path;
 
+use cleanmail_core::engine::received_time;
 use cleanmail_core::{
     Action, DomainName, EmailAddress, Engine, Envelope, MessageInput, ProtectedUser, TenantContext,
     Verdict,
@@ -94,7 +95,8 @@ fn check(name: &str, raw: &[u8], expect: &Expect, engine: &Engine) -> Result<Ver
         raw,
         envelope: &envelope,
         auth: None,
-        received_at: None,
+        // Replayed at its time of arrival, as `cleanmail eval` does.
+        received_at: received_time(raw),
     };
     let verdict = engine.analyze(&input, &expect.ctx);
     let mut problems = Vec::new();

@@ -69,6 +69,24 @@ pub fn analyze(
     {
         tags.add("FORGED_MUA_OUTLOOK", format!("X-Mailer {mailer}, {reason}"));
     }
+    // Bcc-only mail says so in the To header (`undisclosed-recipients:;`) or leaves it out;
+    // bulk-mail software writes it blank or `""<>`. Train: no ham, 26 spam.
+    if let Some(to) = message.header_raw("To")
+        && blank_address_header(to)
+    {
+        tags.add("TO_EMPTY", to.trim());
+    }
+    // Without MIME-Version a reader need not interpret the multipart structure at all
+    // (RFC 2045); mail software always writes it. Train: no ham, 7 spam, 22 phish.
+    if message.header_raw("MIME-Version").is_none()
+        && message.header_raw("Content-Type").is_some_and(|t| {
+            t.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("multipart/")
+        })
+    {
+        tags.add("MISSING_MIME_VERSION", "");
+    }
     if message.header_raw("Subject").is_none() || extracted.subject.trim().is_empty() {
         tags.add("MISSING_SUBJECT", "");
     }
@@ -106,7 +124,11 @@ pub fn analyze(
     }
     if let (Some(now), Some(date)) = (received_at, message.date()) {
         let sent = date.to_timestamp();
-        if sent > now + 24 * 3600 {
+        // Clocks drift and daylight-saving changes go wrong by an hour or two; more than three
+        // hours ahead of the time of arrival is mostly software that invents its dates. Train,
+        // replayed at each message's arrival time: 3 of 2,519 ham (one from a clock set to
+        // 2028), 166 spam, 57 phish.
+        if sent > now + 3 * 3600 {
             tags.add("DATE_IN_FUTURE", date.to_rfc3339());
         } else if sent < now - 30 * 24 * 3600 {
             tags.add("DATE_IN_PAST", date.to_rfc3339());
@@ -121,6 +143,13 @@ pub fn analyze(
             tags.add("HELO_NOT_FQDN", helo);
         }
     }
+}
+
+/// An address header with nothing in it but blanks, quotes and angle brackets (`""<>`).
+fn blank_address_header(value: &str) -> bool {
+    value
+        .trim_matches(|c: char| c.is_whitespace() || matches!(c, '"' | '<' | '>'))
+        .is_empty()
 }
 
 fn subject_rules(message: &Message<'_>, subject: &str, tags: &mut Tags) {
@@ -357,7 +386,71 @@ fn forged_outlook(
 
 #[cfg(test)]
 mod tests {
-    use super::{forged_outlook, message_id_parts, valid_date, without_comments};
+    use super::{
+        analyze, blank_address_header, forged_outlook, message_id_parts, valid_date,
+        without_comments,
+    };
+    use crate::engine::Envelope;
+    use crate::filter::Tags;
+
+    /// The header rules' tags for a message received at `received_at`.
+    fn tags_of(raw: &str, received_at: Option<i64>) -> Vec<&'static str> {
+        let parsed = mail_parser::MessageParser::default()
+            .parse(raw.as_bytes())
+            .unwrap();
+        let extracted = crate::message::extract(&parsed);
+        let mut tags = Tags::default();
+        analyze(
+            &parsed,
+            &extracted,
+            &Envelope::default(),
+            received_at,
+            &mut tags,
+        );
+        tags.iter().map(|t| t.name).collect()
+    }
+
+    #[test]
+    fn blank_to_headers() {
+        for blank in ["", " ", "\"\"<>", "\"\" <>", "<>"] {
+            assert!(blank_address_header(blank), "{blank:?}");
+        }
+        for named in [
+            "undisclosed-recipients:;",
+            "<a@example.com>",
+            "\"*\" <a@example.com>",
+        ] {
+            assert!(!blank_address_header(named), "{named:?}");
+        }
+        let bcc = "From: a@example.com\r\nTo: undisclosed-recipients:;\r\nSubject: s\r\n\r\nhi\r\n";
+        assert!(!tags_of(bcc, None).contains(&"TO_EMPTY"));
+        let blank = "From: a@example.com\r\nTo: \r\nSubject: s\r\n\r\nhi\r\n";
+        assert!(tags_of(blank, None).contains(&"TO_EMPTY"));
+    }
+
+    #[test]
+    fn multipart_without_mime_version() {
+        let body = "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nhi\r\n--b--\r\n";
+        let without = format!("From: a@example.com\r\nSubject: s\r\n{body}");
+        assert!(tags_of(&without, None).contains(&"MISSING_MIME_VERSION"));
+        let with = format!("From: a@example.com\r\nSubject: s\r\nMIME-Version: 1.0\r\n{body}");
+        assert!(!tags_of(&with, None).contains(&"MISSING_MIME_VERSION"));
+        let plain = "From: a@example.com\r\nSubject: s\r\nContent-Type: text/plain\r\n\r\nhi\r\n";
+        assert!(!tags_of(plain, None).contains(&"MISSING_MIME_VERSION"));
+    }
+
+    #[test]
+    fn dates_ahead_of_arrival() {
+        let message = "From: a@example.com\r\nSubject: s\r\nDate: Wed, 13 Mar 2002 12:00:00 +0000\r\n\r\nhi\r\n";
+        let noon = 1_016_020_800; // 2002-03-13 12:00:00 UTC
+        let hour = 3600;
+        // A clock two hours fast, or a wrong daylight-saving setting, is not a rule.
+        assert!(!tags_of(message, Some(noon - 2 * hour)).contains(&"DATE_IN_FUTURE"));
+        assert!(tags_of(message, Some(noon - 4 * hour)).contains(&"DATE_IN_FUTURE"));
+        assert!(tags_of(message, Some(noon + 31 * 24 * hour)).contains(&"DATE_IN_PAST"));
+        let none = tags_of(message, None);
+        assert!(!none.contains(&"DATE_IN_FUTURE") && !none.contains(&"DATE_IN_PAST"));
+    }
 
     fn valid_message_id(value: &str) -> bool {
         message_id_parts(&without_comments(value)).is_some()

@@ -121,6 +121,8 @@ rules! {
     "INVALID_DATE", 1.5, Spam, "The Date header is not a valid date as mail programs write it";
     "INVALID_MSGID", 1.5, Spam, "The Message-ID header is not a valid <id@domain> identifier";
     "FORGED_MUA_OUTLOOK", 1.5, Spam, "The message claims to be written with Outlook, but its headers or structure are not what Outlook writes";
+    "TO_EMPTY", 1.0, Spam, "The To header is there but names no recipient, as bulk-mail software writes it";
+    "MISSING_MIME_VERSION", 1.0, Spam, "The message is multipart but has no MIME-Version header, which mail programs always write";
     "MISSING_SUBJECT", 0.8, Spam, "The message has no subject";
     "FROM_NO_ADDRESS", 0.5, Spam, "The From header has no usable address";
     "FROM_NAME_HAS_OTHER_ADDRESS", 1.0, Phish, "The sender's display name shows a different address than the real one";
@@ -130,8 +132,8 @@ rules! {
     "SUBJECT_SHOUTING", 0.7, Spam, "The subject has repeated exclamation or currency marks";
     "SUBJECT_UNIQUE_ID", 1.5, Spam, "The subject ends in a per-recipient tag after a run of spaces, as bulk-mail software writes";
     "SUBJECT_ENCODED_NEEDLESSLY", 0.1, Spam, "The subject is MIME-encoded although it is plain ASCII";
-    "DATE_IN_FUTURE", 1.5, Spam, "The Date header is in the future";
-    "DATE_IN_PAST", 1.0, Spam, "The Date header is far in the past";
+    "DATE_IN_FUTURE", 2.0, Spam, "The Date header is more than three hours ahead of the time the message arrived";
+    "DATE_IN_PAST", 0.5, Spam, "The Date header is more than 30 days before the time the message arrived";
     "HELO_IP_LITERAL", 0.5, Spam, "The sending server greeted with a bare IP address";
     "HELO_NOT_FQDN", 0.5, Spam, "The sending server greeted with a name that is not a domain";
     "HTML_ONLY", 0.5, Spam, "The message is HTML only, without a text alternative";
