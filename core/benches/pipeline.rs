@@ -4,6 +4,7 @@
 use std::hint::black_box;
 use std::path::Path;
 
+use cleanmail_core::engine::received_time;
 use cleanmail_core::{Engine, Envelope, MessageInput, TenantContext};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
@@ -33,16 +34,18 @@ fn pipeline(c: &mut Criterion) {
     let ctx = TenantContext::default();
     let messages = messages();
     let envelopes: Vec<Envelope> = messages.iter().map(|m| Envelope::from_headers(m)).collect();
+    // Replayed at their time of arrival, as `cleanmail eval` does, so the date checks run.
+    let arrivals: Vec<Option<i64>> = messages.iter().map(|m| received_time(m)).collect();
     let mut group = c.benchmark_group("pipeline");
     group.throughput(Throughput::Elements(messages.len() as u64));
     group.bench_function(format!("analyze {} messages", messages.len()), |b| {
         b.iter(|| {
-            for (raw, envelope) in messages.iter().zip(&envelopes) {
+            for ((raw, envelope), received_at) in messages.iter().zip(&envelopes).zip(&arrivals) {
                 let input = MessageInput {
                     raw,
                     envelope,
                     auth: None,
-                    received_at: None,
+                    received_at: *received_at,
                 };
                 black_box(engine.analyze(black_box(&input), &ctx));
             }
