@@ -103,6 +103,16 @@ pub(crate) async fn run_batch(worker: &Worker, batch: Vec<Job>) {
     }
 }
 
+/// Learns every example with `learn`, each on its own: one the engine panics on is skipped
+/// and returned with the panic's message (by its index), and the others are learned.
+fn learn_each<E>(examples: &[E], mut learn: impl FnMut(&E)) -> Vec<(usize, String)> {
+    examples
+        .iter()
+        .enumerate()
+        .filter_map(|(i, example)| crate::catch_panic(|| learn(example)).err().map(|e| (i, e)))
+        .collect()
+}
+
 async fn learn_tenant(worker: &Worker, tenant: &TenantId, jobs: &[Job]) -> anyhow::Result<()> {
     let mut examples = Vec::with_capacity(jobs.len());
     let mut done: Vec<JobId> = Vec::with_capacity(jobs.len());
@@ -133,29 +143,41 @@ async fn learn_tenant(worker: &Worker, tenant: &TenantId, jobs: &[Job]) -> anyho
         let engine = Arc::clone(&worker.engine);
         let examples_ref = examples.clone();
         let tenant_id = tenant.clone();
-        let model_bytes = tokio::task::spawn_blocking(move || {
-            for (raw, envelope, class) in &examples_ref {
-                engine.learn(&mut model, raw, envelope, *class);
-            }
+        let (model_bytes, unlearnable) = tokio::task::spawn_blocking(move || {
+            let unlearnable = learn_each(&examples_ref, |(raw, envelope, class)| {
+                engine.learn(&mut model, raw, envelope, *class)
+            });
             let forgotten = model.prune(MAX_TENANT_FEATURES);
             if forgotten > 0 {
                 debug!(tenant = %tenant_id, forgotten, "tenant model pruned");
             }
-            model.to_bytes()
+            (model.to_bytes(), unlearnable)
         })
         .await?;
+        let learned: Vec<JobId> = done
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !unlearnable.iter().any(|(bad, _)| bad == i))
+            .map(|(_, id)| id.clone())
+            .collect();
         match store_learned(
             &worker.db,
             tenant,
             &model_bytes,
             previous,
-            &done,
+            &learned,
             &worker.id,
         )
         .await
         {
             Ok(true) => {
-                debug!(tenant = %tenant, learned = done.len(), "tenant model updated");
+                debug!(tenant = %tenant, learned = learned.len(), "tenant model updated");
+                // The engine fails the same way on every attempt: no retries.
+                for (i, error) in unlearnable {
+                    let error = format!("the filter failed on this message: {error}");
+                    warn!(tenant = %tenant, job = %done[i], %error, "feedback not learned");
+                    jobs::fail(&worker.db, &done[i], &worker.id, &error).await?;
+                }
                 return Ok(());
             }
             Ok(false) => continue,
@@ -167,4 +189,21 @@ async fn learn_tenant(worker: &Worker, tenant: &TenantId, jobs: &[Job]) -> anyho
         }
     }
     anyhow::bail!("the tenant model kept changing under us")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::learn_each;
+
+    #[test]
+    fn a_message_the_engine_panics_on_costs_only_its_own_feedback() {
+        let mut learned = Vec::new();
+        let unlearnable = learn_each(&["ham", "poison", "spam"], |example| {
+            assert!(*example != "poison", "engine bug on {example}");
+            learned.push(*example);
+        });
+        assert_eq!(learned, ["ham", "spam"]);
+        assert_eq!(unlearnable, [(1, "engine bug on poison".to_owned())]);
+        assert!(learn_each(&["ham"], |_| {}).is_empty());
+    }
 }

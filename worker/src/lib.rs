@@ -78,3 +78,16 @@ pub mod policy;
 pub mod reports;
 pub mod sink;
 pub mod smtp;
+
+/// Runs `f`, turning a panic into its message: the engine is called on untrusted mail, and a
+/// bug it has on one message must cost that message only (held, or its feedback failed),
+/// never the worker or the other messages of a batch.
+pub(crate) fn catch_panic<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|panic| {
+        panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic".to_owned())
+    })
+}

@@ -30,12 +30,7 @@ const ROUTE_CACHE_CAPACITY: u64 = 100_000;
 /// unchecked for every recipient ([`Verdict::analysis_failed`]) instead of being refused with
 /// a temporary error that the sender would retry, and fail on, until it gives up.
 fn analyze_or_hold(recipients: &[EmailAddress], analyze: impl FnOnce() -> Verdict) -> Verdict {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(analyze)).unwrap_or_else(|panic| {
-        let error = panic
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "panic".to_owned());
+    crate::catch_panic(analyze).unwrap_or_else(|error| {
         error!(%error, "the filter failed on a message; it is quarantined unchecked");
         Verdict::analysis_failed(recipients, &format!("engine panic: {error}"))
     })
