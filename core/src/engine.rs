@@ -35,11 +35,8 @@ impl Envelope {
     /// saved messages, such as `cleanmail eval`; the SMTP worker has the real envelope.
     pub fn from_headers(raw: &[u8]) -> Self {
         let mut envelope = Envelope::default();
-        let head_end = memchr::memmem::find(raw, b"\r\n\r\n")
-            .or_else(|| memchr::memmem::find(raw, b"\n\n"))
-            .unwrap_or(raw.len().min(64 * 1024));
         let mut recipient = None;
-        for line in raw[..head_end].split(|&b| b == b'\n') {
+        for line in header_block(raw).split(|&b| b == b'\n') {
             let interesting = matches!(
                 line.first().map(u8::to_ascii_lowercase),
                 Some(b'r' | b'd' | b'x' | b't')
@@ -77,12 +74,11 @@ impl Envelope {
 /// as `cleanmail eval`, so that the date checks see the time of arrival that the SMTP worker
 /// passes as [`MessageInput::received_at`].
 pub fn received_time(raw: &[u8]) -> Option<i64> {
-    let head_end = memchr::memmem::find(raw, b"\r\n\r\n")
-        .or_else(|| memchr::memmem::find(raw, b"\n\n"))
-        .unwrap_or(raw.len().min(64 * 1024));
-    let mut lines = raw[..head_end]
-        .split(|&b| b == b'\n')
-        .skip_while(|line| !line.to_ascii_lowercase().starts_with(b"received:"));
+    let mut lines = header_block(raw).split(|&b| b == b'\n').skip_while(|line| {
+        !line
+            .get(..9)
+            .is_some_and(|n| n.eq_ignore_ascii_case(b"received:"))
+    });
     let mut header = String::from_utf8_lossy(lines.next()?).into_owned();
     for line in lines.take_while(|line| line.first().is_some_and(|b| *b == b' ' || *b == b'\t')) {
         header.push(' ');
@@ -90,6 +86,14 @@ pub fn received_time(raw: &[u8]) -> Option<i64> {
     }
     let (_, date) = header.rsplit_once(';')?;
     mail_parser::DateTime::parse_rfc822(date.trim()).map(|d| d.to_timestamp())
+}
+
+/// A stored message's header block (at most its first 64 KB when no blank line ends it).
+fn header_block(raw: &[u8]) -> &[u8] {
+    let end = memchr::memmem::find(raw, b"\r\n\r\n")
+        .or_else(|| memchr::memmem::find(raw, b"\n\n"))
+        .unwrap_or(raw.len().min(64 * 1024));
+    &raw[..end]
 }
 
 /// One message to analyze.
