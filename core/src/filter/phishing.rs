@@ -52,12 +52,12 @@ pub fn analyze(
     tenant: &TenantContext,
     tags: &mut Tags,
 ) {
-    let protected: Vec<&str> = tenant
+    let own_targets: Vec<Target<'_>> = tenant
         .protected_domains
         .iter()
-        .map(|d| d.as_str())
-        .chain(PROTECTED_BRANDS.iter().copied())
+        .map(|d| Target::new(d.as_str()))
         .collect();
+    let protected: Vec<&Target<'_>> = own_targets.iter().chain(BRAND_TARGETS.iter()).collect();
     let from_domain = message.from.as_ref().and_then(|f| f.domain());
     let own_domain = |domain: &str| {
         tenant
@@ -115,7 +115,7 @@ pub fn analyze(
             continue;
         }
         seen.push(registrable);
-        if let Some((imitated, homograph)) = lookalike(domain, &protected) {
+        if let Some((imitated, homograph)) = lookalike(domain, protected.iter().copied()) {
             let rule = if homograph {
                 "IDN_HOMOGRAPH"
             } else {
@@ -237,9 +237,39 @@ fn host_in_text(text: &str) -> Option<String> {
     looks_like_host.then_some(candidate)
 }
 
-/// Whether `domain` imitates one of `protected`; returns the imitated domain and whether the
-/// imitation uses internationalised look-alike characters.
-pub fn lookalike(domain: &str, protected: &[&str]) -> Option<(String, bool)> {
+/// A protected domain, with what [`lookalike`] compares candidates to worked out once.
+#[derive(Debug)]
+pub struct Target<'a> {
+    domain: &'a str,
+    registrable: &'a str,
+    /// The first label of the registrable domain (`paypal`).
+    label: &'a str,
+    skeleton: String,
+}
+
+impl<'a> Target<'a> {
+    pub fn new(domain: &'a str) -> Self {
+        let registrable = registrable_domain(domain);
+        let label = registrable.split('.').next().unwrap_or(domain);
+        Self {
+            domain,
+            registrable,
+            label,
+            skeleton: skeleton(label),
+        }
+    }
+}
+
+/// [`PROTECTED_BRANDS`] as look-alike targets.
+static BRAND_TARGETS: std::sync::LazyLock<Vec<Target<'static>>> =
+    std::sync::LazyLock::new(|| PROTECTED_BRANDS.iter().map(|d| Target::new(d)).collect());
+
+/// Whether `domain` imitates one of `protected` (tried in order); returns the imitated domain
+/// and whether the imitation uses internationalised look-alike characters.
+pub fn lookalike<'t, 'a: 't>(
+    domain: &str,
+    protected: impl IntoIterator<Item = &'t Target<'a>>,
+) -> Option<(String, bool)> {
     let domain = domain.trim_end_matches('.').to_ascii_lowercase();
     let registrable = registrable_domain(&domain);
     let is_idn = domain.split('.').any(|l| l.starts_with("xn--"));
@@ -248,46 +278,40 @@ pub fn lookalike(domain: &str, protected: &[&str]) -> Option<(String, bool)> {
     } else {
         domain.clone()
     };
-    let unicode_registrable = registrable_domain(&unicode).to_owned();
+    let unicode_registrable = registrable_domain(&unicode);
     let candidate_label = unicode_registrable.split('.').next().unwrap_or("");
     let candidate_skeleton = skeleton(candidate_label);
-    for &target in protected {
-        let target_registrable = registrable_domain(target);
-        if registrable == target_registrable || crate::address::is_within(&domain, target) {
+    let hyphenated_possible = candidate_label.contains('-');
+    for target in protected {
+        if registrable == target.registrable || crate::address::is_within(&domain, target.domain) {
             return None;
         }
-        let target_label = target_registrable.split('.').next().unwrap_or(target);
-        if target_label.len() < 4 {
+        if target.label.len() < 4 {
             continue;
         }
-        // Cheap exits first: skeletons of different lengths (beyond one edit) cannot match.
-        let length_gap = candidate_skeleton.len().abs_diff(target_label.len());
-        let hyphenated_possible = candidate_label.contains('-');
+        // paypal.com.evil.example
         let prefixed = domain
-            .strip_prefix(target)
+            .strip_prefix(target.domain)
             .is_some_and(|rest| rest.starts_with('.'));
+        // Cheap exit first: skeletons of different lengths (beyond one edit) cannot match.
+        let length_gap = candidate_skeleton.len().abs_diff(target.label.len());
         if length_gap > 2 && !hyphenated_possible && !prefixed {
             continue;
         }
-        let target_skeleton = skeleton(target_label);
-        if candidate_skeleton == target_skeleton {
-            return Some((target.to_owned(), is_idn));
+        if candidate_skeleton == target.skeleton {
+            return Some((target.domain.to_owned(), is_idn));
         }
-        // paypal.com.evil.example
-        if domain
-            .strip_prefix(target)
-            .is_some_and(|rest| rest.starts_with('.'))
-        {
-            return Some((target.to_owned(), false));
+        if prefixed {
+            return Some((target.domain.to_owned(), false));
         }
         // paypal-secure.com, secure-ebay.net
-        let hyphenated = candidate_label.split('-').any(|part| part == target_label)
-            && candidate_label.contains('-');
+        let hyphenated =
+            hyphenated_possible && candidate_label.split('-').any(|part| part == target.label);
         if hyphenated {
-            return Some((target.to_owned(), false));
+            return Some((target.domain.to_owned(), false));
         }
-        if target_label.len() >= 6 && edit_distance_is_one(&candidate_skeleton, &target_skeleton) {
-            return Some((target.to_owned(), is_idn));
+        if target.label.len() >= 6 && edit_distance_is_one(&candidate_skeleton, &target.skeleton) {
+            return Some((target.domain.to_owned(), is_idn));
         }
     }
     None
@@ -323,17 +347,23 @@ fn skeleton(label: &str) -> String {
     out.replace("rn", "m").replace("vv", "w")
 }
 
+/// Whether `a` and `b` differ by exactly one edit: a substitution, an insertion or deletion,
+/// or a transposition of neighbours.
 fn edit_distance_is_one(a: &str, b: &str) -> bool {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
+    if a.is_ascii() && b.is_ascii() {
+        one_edit(a.as_bytes(), b.as_bytes())
+    } else {
+        let a: Vec<char> = a.chars().collect();
+        let b: Vec<char> = b.chars().collect();
+        one_edit(&a, &b)
+    }
+}
+
+fn one_edit<T: PartialEq>(a: &[T], b: &[T]) -> bool {
     if a == b || a.len().abs_diff(b.len()) > 1 {
         return false;
     }
-    let (short, long) = if a.len() <= b.len() {
-        (&a, &b)
-    } else {
-        (&b, &a)
-    };
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
     let mut i = 0;
     while i < short.len() && short[i] == long[i] {
         i += 1;
@@ -353,6 +383,11 @@ fn edit_distance_is_one(a: &str, b: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn lookalike(domain: &str, protected: &[&str]) -> Option<(String, bool)> {
+        let targets: Vec<Target<'_>> = protected.iter().map(|d| Target::new(d)).collect();
+        super::lookalike(domain, &targets)
+    }
 
     #[test]
     fn lookalikes() {
