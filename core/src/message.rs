@@ -364,33 +364,50 @@ pub fn list_footer_start(text: &str) -> Option<usize> {
 pub fn find_urls(text: &str, max: usize) -> Vec<String> {
     let mut urls = Vec::new();
     let bytes = text.as_bytes();
-    let mut i = 0;
-    while i + 4 < bytes.len() && urls.len() < max {
-        // Every URL starts with `h` or `w` (either case): skip the rest cheaply.
-        let first = bytes[i] | 0x20;
-        if first != b'h' && first != b'w' {
-            i += 1;
+    // Where scanning may resume: URLs do not overlap.
+    let mut next = 0;
+    // Every URL has a `:` (`http://`, `https://`) or a `.` (`www.`) a few bytes after its start.
+    for at in memchr::memchr2_iter(b':', b'.', bytes) {
+        if urls.len() >= max {
+            break;
+        }
+        let ends_with = |start: usize, word: &[u8]| {
+            start >= next && bytes[start..at].eq_ignore_ascii_case(word)
+        };
+        let start = if bytes[at] == b':' {
+            if !bytes[at + 1..].starts_with(b"//") {
+                continue;
+            }
+            match at.checked_sub(4) {
+                Some(start) if ends_with(start, b"http") => start,
+                _ => match at.checked_sub(5) {
+                    Some(start) if ends_with(start, b"https") => start,
+                    _ => continue,
+                },
+            }
+        } else {
+            match at.checked_sub(3) {
+                Some(start) if ends_with(start, b"www") => start,
+                _ => continue,
+            }
+        };
+        // Something follows the scheme (or `www.`), and the URL does not start inside a word.
+        let shortest = if at - start == 5 { 9 } else { 8 };
+        if bytes.len() - start < shortest || (start > 0 && bytes[start - 1].is_ascii_alphanumeric())
+        {
             continue;
         }
-        let rest = &bytes[i..];
-        let starts = rest.len() > 7
-            && (rest[..7].eq_ignore_ascii_case(b"http://")
-                || (rest.len() > 8 && rest[..8].eq_ignore_ascii_case(b"https://"))
-                || rest[..4].eq_ignore_ascii_case(b"www."));
-        if starts && (i == 0 || !bytes[i - 1].is_ascii_alphanumeric()) {
-            let end = rest
-                .iter()
-                .position(|&b| b.is_ascii_whitespace() || b"<>\"'()[]".contains(&b) || b >= 0x80)
-                .unwrap_or(rest.len());
-            urls.push(
-                text[i..i + end]
-                    .trim_end_matches(['.', ',', ';'])
-                    .to_owned(),
-            );
-            i += end.max(1);
-        } else {
-            i += 1;
-        }
+        let rest = &bytes[start..];
+        let end = rest
+            .iter()
+            .position(|&b| b.is_ascii_whitespace() || b"<>\"'()[]".contains(&b) || b >= 0x80)
+            .unwrap_or(rest.len());
+        urls.push(
+            text[start..start + end]
+                .trim_end_matches(['.', ',', ';'])
+                .to_owned(),
+        );
+        next = start + end.max(1);
     }
     urls
 }
@@ -436,23 +453,23 @@ pub fn url_has_userinfo(url: &str) -> bool {
 /// An approximation of the registrable domain: the last two labels, or three under common
 /// second-level public suffixes (`co.uk`, `com.au`, ...).
 pub fn registrable_domain(host: &str) -> &str {
-    let labels: Vec<&str> = host.rsplitn(4, '.').collect();
-    if labels.len() < 2 {
+    let mut labels = host.rsplitn(4, '.');
+    let tld = labels.next().unwrap_or(host);
+    let Some(second) = labels.next() else {
         return host;
-    }
-    let tld = labels[0];
-    let second = labels[1];
-    let take = if tld.len() == 2
-        && labels.len() >= 3
-        && matches!(
-            second,
-            "co" | "com" | "net" | "org" | "gov" | "ac" | "edu" | "ne" | "or"
-        ) {
-        3
-    } else {
-        2
     };
-    let keep: usize = labels[..take].iter().map(|l| l.len()).sum::<usize>() + take - 1;
+    let keep = match labels.next() {
+        Some(third)
+            if tld.len() == 2
+                && matches!(
+                    second,
+                    "co" | "com" | "net" | "org" | "gov" | "ac" | "edu" | "ne" | "or"
+                ) =>
+        {
+            tld.len() + second.len() + third.len() + 2
+        }
+        _ => tld.len() + second.len() + 1,
+    };
     &host[host.len() - keep.min(host.len())..]
 }
 
@@ -538,5 +555,73 @@ mod tests {
             find_urls("see http://a.example/x, and www.b.example.", 10),
             vec!["http://a.example/x".to_owned(), "www.b.example".to_owned()]
         );
+        assert_eq!(
+            find_urls(
+                "HTTPS://A.example xhttp://b.example http://www.c.example https://",
+                10
+            ),
+            vec![
+                "HTTPS://A.example".to_owned(),
+                "http://www.c.example".to_owned()
+            ]
+        );
+    }
+
+    /// The byte-at-a-time scan that [`find_urls`] replaced, as the specification it must match.
+    fn find_urls_bytewise(text: &str, max: usize) -> Vec<String> {
+        let mut urls = Vec::new();
+        let bytes = text.as_bytes();
+        let mut i = 0;
+        while i + 4 < bytes.len() && urls.len() < max {
+            let rest = &bytes[i..];
+            let starts = rest.len() > 7
+                && (rest[..7].eq_ignore_ascii_case(b"http://")
+                    || (rest.len() > 8 && rest[..8].eq_ignore_ascii_case(b"https://"))
+                    || rest[..4].eq_ignore_ascii_case(b"www."));
+            if starts && (i == 0 || !bytes[i - 1].is_ascii_alphanumeric()) {
+                let end = rest
+                    .iter()
+                    .position(|&b| {
+                        b.is_ascii_whitespace() || b"<>\"'()[]".contains(&b) || b >= 0x80
+                    })
+                    .unwrap_or(rest.len());
+                urls.push(
+                    text[i..i + end]
+                        .trim_end_matches(['.', ',', ';'])
+                        .to_owned(),
+                );
+                i += end.max(1);
+            } else {
+                i += 1;
+            }
+        }
+        urls
+    }
+
+    #[test]
+    fn find_urls_matches_the_bytewise_scan() {
+        // Pseudo-random texts of URL fragments (a fixed linear congruential sequence).
+        const PIECES: &[&str] = &[
+            "h", "H", "t", "p", "s", "S", "w", "W", ":", "/", ".", " ", "x", "é", "<", "http",
+            "https", "www", "://", "WWW.",
+        ];
+        let mut state: u64 = 0x2545_F491_4F6C_DD1D;
+        for _ in 0..20_000 {
+            let mut text = String::new();
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            for _ in 0..(state >> 60) * 3 {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1);
+                text.push_str(PIECES[(state >> 33) as usize % PIECES.len()]);
+            }
+            assert_eq!(
+                find_urls(&text, 3),
+                find_urls_bytewise(&text, 3),
+                "{text:?}"
+            );
+        }
     }
 }
