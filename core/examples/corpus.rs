@@ -3,6 +3,8 @@
 //!
 //! - `cargo run --release -p cleanmail-core --example corpus -- train DIR OUT`
 //! - `cargo run --release -p cleanmail-core --example corpus -- eval DIR [MODEL]`
+//! - `cargo run --release -p cleanmail-core --example corpus -- features DIR` (a checksum of
+//!   each message's classifier features, to show that a tokenizer refactoring changes nothing)
 //! - `cargo run --release -p cleanmail-core --example corpus -- cv DIR [FOLDS]` (cross-validation
 //!   on the training split only, for tuning)
 //! - `cargo run --release -p cleanmail-core --example corpus -- cvx DIR [PARTITIONS]` (fast 5-fold
@@ -448,6 +450,18 @@ fn main() {
                 }
             }
             println!("{}", total.metrics(start.elapsed().as_secs_f64()).table());
+        }
+        "features" => {
+            // One line per message: its feature count and a checksum of its features, so that
+            // a change meant to be a pure refactoring of the tokenizer can be shown to be one.
+            let engine = Engine::default();
+            for (class, name, raw) in &messages {
+                let features = engine.features(raw, &Envelope::from_headers(raw));
+                let sum = features.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &f| {
+                    (h ^ u64::from(f)).wrapping_mul(0x100_0000_01b3)
+                });
+                println!("{class:?} {name} {} {sum:016x}", features.len());
+            }
         }
         "cvx" => cv_fast(&messages, args.get(3).map_or(2, |p| p.parse().unwrap())),
         "soak" => {

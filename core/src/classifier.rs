@@ -756,7 +756,7 @@ pub fn features(message: &Extracted<'_>, masks: &Masks) -> Vec<u32> {
     let mut previous_subject = "";
     let subject_tokens: Vec<String> = {
         let mut v = Vec::new();
-        words(&subject, masks, |word| v.push(word.to_owned()));
+        words(&subject, masks, usize::MAX, |word| v.push(word.to_owned()));
         v
     };
     for word in &subject_tokens {
@@ -771,7 +771,9 @@ pub fn features(message: &Extracted<'_>, masks: &Masks) -> Vec<u32> {
     }
     if let Some(from) = &message.from {
         let name = from.name.to_lowercase();
-        words(&name, masks, |word| out.push(prefixed("fn:", word)));
+        words(&name, masks, usize::MAX, |word| {
+            out.push(prefixed("fn:", word))
+        });
         if let Some(domain) = from.domain() {
             out.push(prefixed("fd:", registrable_domain(domain)));
         }
@@ -832,22 +834,23 @@ pub fn features(message: &Extracted<'_>, masks: &Masks) -> Vec<u32> {
         url_features(url, masks, &mut out);
     }
     shape_features(message, &mut out);
-    // Visible text: unigrams and bigrams.
-    let text = body.to_lowercase();
+    // Visible text: unigrams and bigrams of the first MAX_TEXT_TOKENS words, lowercased a
+    // chunk at a time so that a long body is not lowercased (or split) beyond them.
     let mut previous: u32 = 0;
-    let mut count = 0;
-    words(&text, masks, |word| {
-        if count >= MAX_TEXT_TOKENS {
-            return;
-        }
-        count += 1;
-        let h = hash_bytes(7, word.as_bytes());
-        out.push(h);
-        if previous != 0 {
-            out.push(previous.rotate_left(5) ^ h.wrapping_mul(0x2545_F491) ^ 0x5bd1_e995);
-        }
-        previous = h;
-    });
+    let mut budget = MAX_TEXT_TOKENS;
+    let mut rest = body;
+    while budget > 0 && !rest.is_empty() {
+        let (chunk, tail) = rest.split_at(chunk_end(rest, 4096));
+        rest = tail;
+        budget -= words(&chunk.to_lowercase(), masks, budget, |word| {
+            let h = hash_bytes(7, word.as_bytes());
+            out.push(h);
+            if previous != 0 {
+                out.push(previous.rotate_left(5) ^ h.wrapping_mul(0x2545_F491) ^ 0x5bd1_e995);
+            }
+            previous = h;
+        });
+    }
     out.sort_unstable();
     out.dedup();
     out
@@ -906,17 +909,27 @@ fn shape_features(message: &Extracted<'_>, out: &mut Vec<u32>) {
     }
     let text = crate::html::truncate(&message.text, 16 * 1024);
     let (mut letters, mut upper, mut non_latin, mut bangs) = (0usize, 0usize, 0usize, 0usize);
-    for c in text.chars() {
+    // ASCII a byte at a time; only the rest is decoded.
+    let bytes = text.as_bytes();
+    let mut at = 0;
+    while at < bytes.len() {
+        let b = bytes[at];
+        if b.is_ascii() {
+            if b.is_ascii_alphabetic() {
+                letters += 1;
+                upper += usize::from(b.is_ascii_uppercase());
+            } else if b == b'!' {
+                bangs += 1;
+            }
+            at += 1;
+            continue;
+        }
+        let c = text[at..].chars().next().unwrap_or_default();
+        at += c.len_utf8();
         if c.is_alphabetic() {
             letters += 1;
-            if c.is_uppercase() {
-                upper += 1;
-            }
-            if !c.is_ascii() && (c as u32) > 0x24F {
-                non_latin += 1;
-            }
-        } else if c == '!' {
-            bangs += 1;
+            upper += usize::from(c.is_uppercase());
+            non_latin += usize::from((c as u32) > 0x24F);
         }
     }
     let percent = |part: usize| (part * 100).checked_div(letters).unwrap_or(0);
@@ -932,8 +945,8 @@ fn shape_features(message: &Extracted<'_>, out: &mut Vec<u32>) {
     // Hash busters: long runs of lowercase letters that cannot be words (five consonants in a
     // row, or too few or too many vowels), typically appended to defeat checksums.
     let mut gibberish = 0;
-    for word in text.split(|c: char| !c.is_ascii_alphabetic()) {
-        if word.len() >= 12 && word.bytes().all(|b| b.is_ascii_lowercase()) && !is_wordlike(word) {
+    for word in bytes.split(|b| !b.is_ascii_alphabetic()) {
+        if word.len() >= 12 && word.iter().all(u8::is_ascii_lowercase) && !is_wordlike(word) {
             gibberish += 1;
         }
     }
@@ -954,7 +967,7 @@ fn shape_features(message: &Extracted<'_>, out: &mut Vec<u32>) {
         && subject.split_whitespace().count() > 2
         && last.len() >= 3
         && last.bytes().all(|b| b.is_ascii_alphanumeric())
-        && !is_wordlike(&last.to_ascii_lowercase())
+        && !is_wordlike(last.to_ascii_lowercase().as_bytes())
     {
         out.push(prefixed("s:", "<tail-noise>"));
     }
@@ -1030,21 +1043,42 @@ fn cjk_tokens(token: &str, emit: &mut impl FnMut(&str)) {
 
 /// Whether a lowercase word could be a word of a Latin-alphabet language: a plausible share of
 /// vowels and no run of five consonants.
-fn is_wordlike(word: &str) -> bool {
+fn is_wordlike(word: &[u8]) -> bool {
     let vowel = |b: u8| b"aeiouy".contains(&b);
-    let vowels = word.bytes().filter(|&b| vowel(b)).count();
+    let vowels = word.iter().filter(|&&b| vowel(b)).count();
     let mut run = 0;
     let mut longest_run = 0;
-    for b in word.bytes() {
+    for &b in word {
         run = if vowel(b) { 0 } else { run + 1 };
         longest_run = longest_run.max(run);
     }
     vowels * 5 >= word.len() && vowels * 5 <= word.len() * 3 && longest_run < 5
 }
 
+/// Where a chunk of at least `min` bytes of `text` can end: just after an ASCII whitespace
+/// (or at the end). Words never span it, and lowercasing the chunks one by one gives the
+/// lowercased whole: the only context-dependent mapping, a final capital sigma, does not look
+/// past a space.
+fn chunk_end(text: &str, min: usize) -> usize {
+    if text.len() <= min {
+        return text.len();
+    }
+    text.as_bytes()[min..]
+        .iter()
+        .position(u8::is_ascii_whitespace)
+        .map_or(text.len(), |at| min + at + 1)
+}
+
 /// Splits lowercased text into word tokens, masking recipient identities and bucketing
-/// long tokens.
-fn words(text: &str, masks: &Masks, mut emit: impl FnMut(&str)) {
+/// long tokens; stops after `max` tokens. Returns the number of tokens emitted.
+fn words(text: &str, masks: &Masks, max: usize, mut emit: impl FnMut(&str)) -> usize {
+    let emitted = std::cell::Cell::new(0);
+    let mut emit = |word: &str| {
+        if emitted.get() < max {
+            emit(word);
+            emitted.set(emitted.get() + 1);
+        }
+    };
     let mut buffer = String::new();
     for raw in text.split(|c: char| {
         !(c.is_alphanumeric()
@@ -1056,6 +1090,9 @@ fn words(text: &str, masks: &Masks, mut emit: impl FnMut(&str)) {
             || c == '.'
             || c == '_')
     }) {
+        if emitted.get() >= max {
+            break;
+        }
         let token = raw.trim_matches(|c: char| c == '.' || c == '-' || c == '\'' || c == '_');
         if token.is_empty() {
             continue;
@@ -1099,6 +1136,7 @@ fn words(text: &str, masks: &Masks, mut emit: impl FnMut(&str)) {
         }
         emit(token);
     }
+    emitted.get()
 }
 
 #[cfg(test)]
@@ -1189,12 +1227,17 @@ mod tests {
     #[test]
     fn cjk_text_becomes_character_bigrams() {
         let mut tokens = Vec::new();
-        words("今日は会議 abc東京x", &Masks::default(), |w| {
-            tokens.push(w.to_owned())
-        });
+        words(
+            "今日は会議 abc東京x",
+            &Masks::default(),
+            usize::MAX,
+            |w| tokens.push(w.to_owned()),
+        );
         assert_eq!(tokens, ["今日", "日は", "は会", "会議", "abc", "東京"]);
         let mut tokens = Vec::new();
-        words("한 word", &Masks::default(), |w| tokens.push(w.to_owned()));
+        words("한 word", &Masks::default(), usize::MAX, |w| {
+            tokens.push(w.to_owned())
+        });
         assert_eq!(tokens, ["한", "word"]);
     }
 
