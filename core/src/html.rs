@@ -51,7 +51,7 @@ pub fn scan(html: &str, max_input: usize, max_text: usize) -> HtmlScan {
             text_start = i;
             continue;
         }
-        let end = match bytes[lt + 1..].iter().position(|&b| b == b'>') {
+        let end = match memchr::memchr(b'>', &bytes[lt + 1..]) {
             Some(end) => lt + 1 + end,
             None => bytes.len(),
         };
@@ -125,22 +125,22 @@ pub fn scan(html: &str, max_input: usize, max_text: usize) -> HtmlScan {
 }
 
 fn memchr_lt(bytes: &[u8]) -> Option<usize> {
-    bytes.iter().position(|&b| b == b'<')
+    memchr::memchr(b'<', bytes)
 }
 
 fn find(haystack: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
-    haystack
-        .get(from..)?
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .map(|p| p + from)
+    memchr::memmem::find(haystack.get(from..)?, needle).map(|p| p + from)
 }
 
+/// Finds `needle`, which starts with `<`, ignoring ASCII case.
 fn find_ci(haystack: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
-    haystack
-        .get(from..)?
-        .windows(needle.len())
-        .position(|w| w.eq_ignore_ascii_case(needle))
+    let haystack = haystack.get(from..)?;
+    memchr::memchr_iter(b'<', haystack)
+        .find(|&at| {
+            haystack
+                .get(at..at + needle.len())
+                .is_some_and(|w| w.eq_ignore_ascii_case(needle))
+        })
         .map(|p| p + from)
 }
 
@@ -206,24 +206,57 @@ pub fn attribute<'a>(attrs: &'a str, name: &str) -> Option<&'a str> {
     None
 }
 
+/// Appends `text` with each whitespace run collapsed to one space, while `out` is shorter
+/// than `max` bytes (the last character may cross it).
 fn push_text(out: &mut String, text: &str, max: usize) {
     if out.len() >= max || text.is_empty() {
         return;
     }
     let mut last_space = out.ends_with(' ') || out.is_empty();
-    for c in text.chars() {
-        if out.len() >= max {
-            break;
+    // Appends a run of non-whitespace; false once `out` is full.
+    let push_run = |out: &mut String, run: &str| {
+        if out.len() + run.len() <= max {
+            out.push_str(run);
+            return true;
         }
-        if c.is_whitespace() {
+        for c in run.chars() {
+            if out.len() >= max {
+                return false;
+            }
+            out.push(c);
+        }
+        true
+    };
+    let bytes = text.as_bytes();
+    let (mut at, mut run_start) = (0, 0);
+    while at < bytes.len() {
+        let (whitespace, len) = match bytes[at] {
+            b @ 0..0x80 => (matches!(b, b'\t' | b'\n' | 0x0B | 0x0C | b'\r' | b' '), 1),
+            _ => {
+                let c = text[at..].chars().next().unwrap_or_default();
+                (c.is_whitespace(), c.len_utf8())
+            }
+        };
+        if whitespace {
+            if run_start < at {
+                if !push_run(out, &text[run_start..at]) {
+                    return;
+                }
+                last_space = false;
+            }
+            if out.len() >= max {
+                return;
+            }
             if !last_space {
                 out.push(' ');
                 last_space = true;
             }
-        } else {
-            out.push(c);
-            last_space = false;
+            run_start = at + len;
         }
+        at += len;
+    }
+    if run_start < bytes.len() {
+        push_run(out, &text[run_start..]);
     }
 }
 
@@ -305,6 +338,26 @@ mod tests {
         );
         assert_eq!(scan.password_inputs, 1);
         assert_eq!(scan.images, 1);
+    }
+
+    #[test]
+    fn text_whitespace_collapses_and_stops_at_the_limit() {
+        let mut out = String::new();
+        push_text(&mut out, "  a\u{a0}\u{3000}b \t\r\nc\u{2028}", 100);
+        assert_eq!(out, "a b c ");
+        push_text(&mut out, " d", 100);
+        assert_eq!(out, "a b c d");
+        let mut out = String::new();
+        push_text(&mut out, "abc def", 5);
+        assert_eq!(out, "abc d");
+        push_text(&mut out, "more", 5);
+        assert_eq!(out, "abc d");
+        let mut out = String::new();
+        push_text(&mut out, "ab éé", 4);
+        // The last character may cross the limit; none follows it.
+        assert_eq!(out, "ab é");
+        let scan = scan("<SCRIPT>x</p>y</Script>z", 1 << 20, 1 << 20);
+        assert_eq!(scan.text, "z");
     }
 
     #[test]

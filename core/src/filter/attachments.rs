@@ -8,7 +8,7 @@
 use std::io::{Cursor, Read};
 
 use super::Tags;
-use super::test_strings::{EICAR, contains};
+use super::test_strings::{contains, has_eicar};
 use crate::message::Extracted;
 
 pub const MAX_ENTRIES: usize = 1000;
@@ -158,7 +158,7 @@ fn inspect_file(
             tags.add("OFFICE_MACRO", format!("{where_} contains a VBA project"));
         }
     }
-    if depth > 0 && contains(data, EICAR) {
+    if depth > 0 && has_eicar(data) {
         tags.add("EICAR", format!("{name:?} inside a zip archive"));
     }
     let _ = budget;
