@@ -37,32 +37,28 @@ impl Envelope {
         let mut envelope = Envelope::default();
         let mut recipient = None;
         for line in header_block(raw).split(|&b| b == b'\n') {
-            let interesting = matches!(
-                line.first().map(u8::to_ascii_lowercase),
-                Some(b'r' | b'd' | b'x' | b't')
-            );
-            if !interesting {
-                continue;
-            }
-            let line = String::from_utf8_lossy(line);
-            let Some((name, value)) = line.split_once(':') else {
+            let Some(colon) = memchr::memchr(b':', line) else {
                 continue;
             };
-            let name = name.trim().to_ascii_lowercase();
-            let address = || {
-                let value = value.trim();
-                let inner = match (value.find('<'), value.rfind('>')) {
-                    (Some(start), Some(end)) if start < end => &value[start + 1..end],
-                    _ => value.split(',').next().unwrap_or(""),
-                };
-                EmailAddress::parse(inner.trim()).ok()
+            let name = line[..colon].trim_ascii_end();
+            let is = |header: &str| name.eq_ignore_ascii_case(header.as_bytes());
+            let slot = if is("return-path") {
+                &mut envelope.mail_from
+            } else if is("delivered-to") || is("x-original-to") || is("to") {
+                &mut recipient
+            } else {
+                continue;
             };
-            match name.as_str() {
-                "return-path" if envelope.mail_from.is_none() => envelope.mail_from = address(),
-                "delivered-to" | "x-original-to" if recipient.is_none() => recipient = address(),
-                "to" if recipient.is_none() => recipient = address(),
-                _ => {}
+            if slot.is_some() {
+                continue;
             }
+            let value = String::from_utf8_lossy(&line[colon + 1..]);
+            let value = value.trim();
+            let inner = match (value.find('<'), value.rfind('>')) {
+                (Some(start), Some(end)) if start < end => &value[start + 1..end],
+                _ => value.split(',').next().unwrap_or(""),
+            };
+            *slot = EmailAddress::parse(inner.trim()).ok();
         }
         envelope.recipients.extend(recipient);
         envelope
@@ -88,11 +84,23 @@ pub fn received_time(raw: &[u8]) -> Option<i64> {
     mail_parser::DateTime::parse_rfc822(date.trim()).map(|d| d.to_timestamp())
 }
 
-/// A stored message's header block (at most its first 64 KB when no blank line ends it).
+/// A stored message's header block: up to its first blank line (CRLF or LF), or its first
+/// 64 KB when there is none. Only the header block is scanned.
 fn header_block(raw: &[u8]) -> &[u8] {
-    let end = memchr::memmem::find(raw, b"\r\n\r\n")
-        .or_else(|| memchr::memmem::find(raw, b"\n\n"))
-        .unwrap_or(raw.len().min(64 * 1024));
+    if raw.starts_with(b"\n") || raw.starts_with(b"\r\n") {
+        return &[];
+    }
+    let limit = raw.len().min(64 * 1024);
+    let end = memchr::memchr_iter(b'\n', &raw[..limit])
+        .find_map(|at| match &raw[at + 1..] {
+            [b'\n', ..] | [b'\r', b'\n', ..] => Some(if at > 0 && raw[at - 1] == b'\r' {
+                at - 1
+            } else {
+                at
+            }),
+            _ => None,
+        })
+        .unwrap_or(limit);
     &raw[..end]
 }
 
@@ -738,7 +746,22 @@ fn masks(parsed: &mail_parser::Message<'_>, envelope: &Envelope) -> Masks {
 
 #[cfg(test)]
 mod tests {
-    use super::received_time;
+    use super::{header_block, received_time};
+
+    #[test]
+    fn the_header_block_ends_at_the_first_blank_line() {
+        assert_eq!(
+            header_block(b"A: 1\r\nB: 2\r\n\r\nbody\r\n"),
+            b"A: 1\r\nB: 2"
+        );
+        assert_eq!(
+            header_block(b"A: 1\nB: 2\n\nbody\r\n\r\nmore"),
+            b"A: 1\nB: 2"
+        );
+        assert_eq!(header_block(b"\r\nbody"), b"");
+        assert_eq!(header_block(b"A: 1\r\nB: 2\r\n"), b"A: 1\r\nB: 2\r\n");
+        assert_eq!(header_block(b""), b"");
+    }
 
     #[test]
     fn received_time_is_the_topmost_received_date() {
