@@ -324,6 +324,7 @@ impl Default for Engine {
 impl Engine {
     /// An engine with a model and settings, without a virus scanner.
     pub fn new(model: Arc<Model>, config: EngineConfig) -> Self {
+        filter::prepare();
         Self {
             // MIME, Date, Subject and address headers are parsed; the rest stay raw.
             parser: MessageParser::new().with_minimal_headers(),

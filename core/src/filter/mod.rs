@@ -10,6 +10,15 @@ pub mod phishing;
 pub mod phrases;
 pub mod test_strings;
 
+/// Builds the tables the analyzers build once per process (the phrase automaton, the brands'
+/// look-alike targets, the test-string finders), so that the first message does not wait for
+/// them. [`crate::Engine::new`] calls it.
+pub(crate) fn prepare() {
+    phrases::prepare();
+    phishing::prepare();
+    test_strings::prepare();
+}
+
 /// A fired rule with the specifics that explain it (for example the offending host).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tag {

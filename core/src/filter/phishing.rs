@@ -264,6 +264,10 @@ impl<'a> Target<'a> {
 static BRAND_TARGETS: std::sync::LazyLock<Vec<Target<'static>>> =
     std::sync::LazyLock::new(|| PROTECTED_BRANDS.iter().map(|d| Target::new(d)).collect());
 
+pub(super) fn prepare() {
+    std::sync::LazyLock::force(&BRAND_TARGETS);
+}
+
 /// Whether `domain` imitates one of `protected` (tried in order); returns the imitated domain
 /// and whether the imitation uses internationalised look-alike characters.
 pub fn lookalike<'t, 'a: 't>(

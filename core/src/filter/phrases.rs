@@ -414,6 +414,10 @@ static MATCHER: LazyLock<(AhoCorasick, Vec<(usize, usize)>)> = LazyLock::new(|| 
     (matcher, index)
 });
 
+pub(super) fn prepare() {
+    LazyLock::force(&MATCHER);
+}
+
 /// Runs the phrase rules.
 pub fn analyze(message: &Extracted<'_>, tags: &mut Tags) {
     let text = searchable(message);

@@ -15,6 +15,11 @@ pub const EICAR: &[u8] = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS
 static GTUBE_FINDER: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(GTUBE));
 static EICAR_FINDER: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(EICAR));
 
+pub(super) fn prepare() {
+    LazyLock::force(&GTUBE_FINDER);
+    LazyLock::force(&EICAR_FINDER);
+}
+
 /// Looks for the test strings in the raw message, its text and its decoded attachments.
 pub fn analyze(raw: &[u8], message: &Extracted<'_>, tags: &mut Tags) {
     let gtube = |haystack: &[u8]| GTUBE_FINDER.find(haystack).is_some();
