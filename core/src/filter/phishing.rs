@@ -57,7 +57,6 @@ pub fn analyze(
         .iter()
         .map(|d| Target::new(d.as_str()))
         .collect();
-    let protected: Vec<&Target<'_>> = own_targets.iter().chain(BRAND_TARGETS.iter()).collect();
     let from_domain = message.from.as_ref().and_then(|f| f.domain());
     let own_domain = |domain: &str| {
         tenant
@@ -115,7 +114,8 @@ pub fn analyze(
             continue;
         }
         seen.push(registrable);
-        if let Some((imitated, homograph)) = lookalike(domain, protected.iter().copied()) {
+        let protected = own_targets.iter().chain(BRAND_TARGETS.iter());
+        if let Some((imitated, homograph)) = lookalike(domain, protected) {
             let rule = if homograph {
                 "IDN_HOMOGRAPH"
             } else {
@@ -249,11 +249,10 @@ pub struct Target<'a> {
 
 impl<'a> Target<'a> {
     pub fn new(domain: &'a str) -> Self {
-        let registrable = registrable_domain(domain);
-        let label = registrable.split('.').next().unwrap_or(domain);
+        let label = label(domain);
         Self {
             domain,
-            registrable,
+            registrable: registrable_domain(domain),
             label,
             skeleton: skeleton(label),
         }
