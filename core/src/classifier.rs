@@ -1034,25 +1034,26 @@ fn shape_features(message: &Extracted<'_>, out: &mut Vec<u32>) {
         out.push(prefixed(prefix, &log.to_string()));
     }
     let text = crate::html::truncate(&message.text, 16 * 1024);
-    let (mut letters, mut upper, mut non_latin, mut bangs) = (0usize, 0usize, 0usize, 0usize);
-    // ASCII a byte at a time; only the rest is decoded.
+    // ASCII counts over all the bytes (the bytes of a multi-byte character are never ASCII
+    // letters or `!`), branch-free into byte counters that cannot overflow in a 255-byte
+    // chunk, which the compiler turns into vector code; characters are decoded only when
+    // the text has others.
     let bytes = text.as_bytes();
-    let mut at = 0;
-    while at < bytes.len() {
-        let b = bytes[at];
-        if b.is_ascii() {
-            if b.is_ascii_alphabetic() {
-                letters += 1;
-                upper += usize::from(b.is_ascii_uppercase());
-            } else if b == b'!' {
-                bangs += 1;
-            }
-            at += 1;
-            continue;
+    let (mut letters, mut upper, mut bangs) = (0usize, 0usize, 0usize);
+    for chunk in bytes.chunks(255) {
+        let (mut l, mut u, mut b) = (0u8, 0u8, 0u8);
+        for &x in chunk {
+            l += u8::from(x.is_ascii_alphabetic());
+            u += u8::from(x.is_ascii_uppercase());
+            b += u8::from(x == b'!');
         }
-        let c = text[at..].chars().next().unwrap_or_default();
-        at += c.len_utf8();
-        if c.is_alphabetic() {
+        letters += usize::from(l);
+        upper += usize::from(u);
+        bangs += usize::from(b);
+    }
+    let mut non_latin = 0;
+    if !text.is_ascii() {
+        for c in text.chars().filter(|c| !c.is_ascii() && c.is_alphabetic()) {
             letters += 1;
             upper += usize::from(c.is_uppercase());
             non_latin += usize::from((c as u32) > 0x24F);
@@ -1219,7 +1220,16 @@ fn words(text: &str, masks: &Masks, max: usize, mut emit: impl FnMut(&str)) -> u
         if emitted.get() >= max {
             break;
         }
-        let token = raw.trim_matches(|c: char| c == '.' || c == '-' || c == '\'' || c == '_');
+        // The trimmed characters are ASCII, so trimming bytes keeps character boundaries.
+        let token = {
+            let trimmed = |b: &u8| matches!(b, b'.' | b'-' | b'\'' | b'_');
+            let start = raw.bytes().position(|b| !trimmed(&b)).unwrap_or(raw.len());
+            let end = raw
+                .bytes()
+                .rposition(|b| !trimmed(&b))
+                .map_or(start, |at| at + 1);
+            &raw[start..end]
+        };
         if token.is_empty() {
             continue;
         }
