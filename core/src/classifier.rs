@@ -1071,12 +1071,9 @@ fn shape_features(message: &Extracted<'_>, out: &mut Vec<u32>) {
     bucket("imgs:", message.images, out);
     // Hash busters: long runs of lowercase letters that cannot be words (five consonants in a
     // row, or too few or too many vowels), typically appended to defeat checksums.
-    let mut gibberish = 0;
-    for word in bytes.split(|b| !b.is_ascii_alphabetic()) {
-        if word.len() >= 12 && word.iter().all(u8::is_ascii_lowercase) && !is_wordlike(word) {
-            gibberish += 1;
-        }
-    }
+    let gibberish = letter_runs(bytes, 12)
+        .filter(|word| word.iter().all(u8::is_ascii_lowercase) && !is_wordlike(word))
+        .count();
     bucket("gib:", gibberish, out);
     let subject = message.subject.trim();
     let subject_letters = subject.chars().filter(|c| c.is_alphabetic()).count();
@@ -1170,6 +1167,33 @@ fn cjk_tokens(token: &str, emit: &mut impl FnMut(&str)) {
 
 /// Whether a lowercase word could be a word of a Latin-alphabet language: a plausible share of
 /// vowels and no run of five consonants.
+/// The maximal runs of at least `min` (> 0) ASCII letters in `bytes`, in order. A window of
+/// `min` bytes that starts a run is checked from its end: the last non-letter in it is where
+/// the next candidate starts, so ordinary text of short words is skipped several bytes at a
+/// time.
+fn letter_runs(bytes: &[u8], min: usize) -> impl Iterator<Item = &[u8]> {
+    let letter = |b: &u8| b.is_ascii_alphabetic();
+    // Always 0 or just after a non-letter.
+    let mut start = 0;
+    std::iter::from_fn(move || {
+        while start + min <= bytes.len() {
+            let window = &bytes[start..start + min];
+            match window.iter().rposition(|b| !letter(b)) {
+                Some(at) => start += at + 1,
+                None => {
+                    let rest = &bytes[start + min..];
+                    let end =
+                        start + min + rest.iter().position(|b| !letter(b)).unwrap_or(rest.len());
+                    let run = &bytes[start..end];
+                    start = end + 1;
+                    return Some(run);
+                }
+            }
+        }
+        None
+    })
+}
+
 fn is_wordlike(word: &[u8]) -> bool {
     let vowel = |b: u8| b"aeiouy".contains(&b);
     let vowels = word.iter().filter(|&&b| vowel(b)).count();
@@ -1417,6 +1441,40 @@ mod tests {
             learned.entry(u32::MAX).map(|e| (e.counts, e.weights)),
             table.entry(u32::MAX).map(|e| (e.counts, e.weights))
         );
+    }
+
+    #[test]
+    fn letter_runs_are_the_long_words_of_a_split() {
+        let mut rng: u32 = 0x9E37_79B9;
+        let alphabet = b"abcXYZ .,-1\xc3\xa9";
+        for _ in 0..5000 {
+            rng ^= rng << 13;
+            rng ^= rng >> 17;
+            rng ^= rng << 5;
+            let len = (rng % 80) as usize;
+            let text: Vec<u8> = (0..len)
+                .map(|i| {
+                    let r = rng.rotate_left(i as u32 * 7) ^ (i as u32).wrapping_mul(0x2545_F491);
+                    // Mostly letters, so that long runs are common.
+                    if r % 5 == 0 {
+                        alphabet[(r / 5) as usize % alphabet.len()]
+                    } else {
+                        b'a' + (r % 3) as u8
+                    }
+                })
+                .collect();
+            for min in [1, 3, 12] {
+                let expected: Vec<&[u8]> = text
+                    .split(|b| !b.is_ascii_alphabetic())
+                    .filter(|w| w.len() >= min)
+                    .collect();
+                assert_eq!(
+                    letter_runs(&text, min).collect::<Vec<_>>(),
+                    expected,
+                    "{text:?} {min}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! It is not a conforming HTML parser; it is tolerant of any input (including truncated
 //! markup) and linear in its length, which is what a filter needs.
 
+use std::borrow::Cow;
+
 /// A hyperlink: where it points and what it says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Link {
@@ -64,11 +66,11 @@ pub fn scan(html: &str, max_input: usize, max_text: usize) -> HtmlScan {
             && name.len() <= 12
             && out.tag_names.len() < 64
             && name.bytes().all(|b| b.is_ascii_alphanumeric())
-            && !out.tag_names.contains(&name)
+            && !out.tag_names.iter().any(|seen| *seen == name)
         {
-            out.tag_names.push(name.clone());
+            out.tag_names.push(name.clone().into_owned());
         }
-        match (closing, name.as_str()) {
+        match (closing, name.as_ref()) {
             (false, "script") | (false, "style") => {
                 if name == "script" {
                     out.scripts += 1;
@@ -144,8 +146,9 @@ fn find_ci(haystack: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
         .map(|p| p + from)
 }
 
-/// Returns (is closing tag, lowercase name, attribute text).
-fn split_tag(tag: &str) -> (bool, String, &str) {
+/// Returns (is closing tag, lowercase name, attribute text). The name is borrowed when it
+/// is lowercase already, as most are.
+fn split_tag(tag: &str) -> (bool, Cow<'_, str>, &str) {
     let (closing, rest) = match tag.strip_prefix('/') {
         Some(rest) => (true, rest),
         None => (false, tag),
@@ -153,7 +156,12 @@ fn split_tag(tag: &str) -> (bool, String, &str) {
     let name_end = rest
         .find(|c: char| c.is_ascii_whitespace() || c == '/' || c == '>')
         .unwrap_or(rest.len());
-    let name = rest[..name_end].to_ascii_lowercase();
+    let name = &rest[..name_end];
+    let name = if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(name.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(name)
+    };
     (closing, name, &rest[name_end..])
 }
 
