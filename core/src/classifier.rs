@@ -1456,7 +1456,7 @@ mod tests {
                 .map(|i| {
                     let r = rng.rotate_left(i as u32 * 7) ^ (i as u32).wrapping_mul(0x2545_F491);
                     // Mostly letters, so that long runs are common.
-                    if r % 5 == 0 {
+                    if r.is_multiple_of(5) {
                         alphabet[(r / 5) as usize % alphabet.len()]
                     } else {
                         b'a' + (r % 3) as u8
