@@ -79,23 +79,25 @@ pub fn analyze(message: &Extracted<'_>, tags: &mut Tags) {
 /// Finds a word spelled with separators (`v.i.a.g.r.a`) or mixing Latin with Cyrillic or Greek.
 fn obfuscated_word(text: &str) -> Option<String> {
     let text = crate::html::truncate(text, 32 * 1024);
+    // Mixed scripts need non-ASCII text; most text is ASCII, and this is known at once.
+    let ascii = text.is_ascii();
     for word in text.split_ascii_whitespace() {
         let bytes = word.as_bytes();
-        if bytes.len() >= 7 && bytes.len() <= 64 && bytes.is_ascii() {
-            let separator = bytes[1];
-            let spaced = matches!(separator, b'.' | b'*' | b'_' | b'-' | b'|')
-                && bytes.len() % 2 == 1
-                && bytes.iter().enumerate().all(|(i, &c)| {
-                    if i % 2 == 1 {
-                        c == separator
-                    } else {
-                        c.is_ascii_alphabetic()
-                    }
-                });
-            if spaced {
-                return Some(word.to_owned());
-            }
-        } else if !bytes.is_ascii() && bytes.len() >= 4 {
+        // Letters at even places and one ASCII separator at odd ones: an ASCII word.
+        if (7..=64).contains(&bytes.len())
+            && matches!(bytes[1], b'.' | b'*' | b'_' | b'-' | b'|')
+            && bytes.len() % 2 == 1
+            && bytes.iter().enumerate().all(|(i, &c)| {
+                if i % 2 == 1 {
+                    c == bytes[1]
+                } else {
+                    c.is_ascii_alphabetic()
+                }
+            })
+        {
+            return Some(word.to_owned());
+        }
+        if !ascii && bytes.len() >= 4 && !bytes.is_ascii() {
             let latin = word.chars().any(|c| c.is_ascii_alphabetic());
             let confusable = word.chars().any(|c| {
                 ('\u{0400}'..='\u{04FF}').contains(&c) || ('\u{0370}'..='\u{03FF}').contains(&c)
