@@ -139,6 +139,10 @@ impl Default for Store {
 /// linear probing from a Fibonacci hash of the feature. Scoring looks up every feature of
 /// every message in a table of some 150,000 features, several megabytes: a general hash map
 /// reads its control bytes and then its bucket, two cache misses, where this reads one line.
+/// At most half the slots are used, so that a lookup of a feature the model does not know (a
+/// common case) usually stops at the first or second slot: a longer probe is a mispredicted
+/// branch. In alternating runs this was faster than a table filled to two thirds, for 4 MB
+/// more memory (8 MB for the default model).
 #[derive(Debug, Clone)]
 struct Table {
     slots: Box<[Slot]>,
@@ -158,10 +162,10 @@ struct Slot {
 
 impl Table {
     /// A table for `records` (feature, counts, weights); a later record of the same feature
-    /// replaces an earlier one. At most two thirds of the slots are used.
+    /// replaces an earlier one.
     fn new(records: impl ExactSizeIterator<Item = (u32, [u16; 3], [i16; HEADS])>) -> Self {
         let n = records.len();
-        let slots = (n + n / 2).next_power_of_two().max(8);
+        let slots = (2 * n).next_power_of_two().max(8);
         let mut table = Table {
             slots: vec![Slot::default(); slots].into_boxed_slice(),
             shift: 32 - slots.trailing_zeros(),
@@ -188,7 +192,7 @@ impl Table {
     fn position(&self, key: u32) -> usize {
         let mask = self.slots.len() - 1;
         let mut i = (key.wrapping_mul(0x9E37_79B1) >> self.shift) as usize;
-        // Terminates: a third of the slots at least are free.
+        // Terminates: half the slots at least are free.
         while self.slots[i].used && self.slots[i].key != key {
             i = (i + 1) & mask;
         }
@@ -405,8 +409,14 @@ impl Model {
         let mut z = self.bias.map(f64::from);
         let x = input_scale(features.len());
         let (mut known, mut evidence) = (0, [0.0f64; HEADS]);
-        for &feature in features {
-            let entry = self.entry(feature).unwrap_or_default();
+        // All the lookups first, in a loop of loads alone, so that the processor has many of
+        // them in flight at once: the model is several megabytes and most lookups miss the
+        // cache.
+        let entries: Vec<Entry> = features
+            .iter()
+            .map(|&feature| self.entry(feature).unwrap_or_default())
+            .collect();
+        for (&feature, entry) in features.iter().zip(entries) {
             let mut weights = entry.weights;
             let mut counts = entry.counts.map(u32::from);
             if let Some(overlay) = overlay {
