@@ -2,13 +2,13 @@
 //! whose [`Scope`] every store query filters through.
 
 use std::str::FromStr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use argon2::{Argon2, PasswordHasher, PasswordVerifier};
 use base64::Engine as _;
 use cleanmail_schema::models::ApiKey;
 use cleanmail_schema::store::{access, users};
-use cleanmail_schema::{ResellerId, Scope, StoreError, TenantId, UserId};
+use cleanmail_schema::{Db, ResellerId, Scope, StoreError, TenantId, UserId};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
@@ -199,66 +199,28 @@ impl TokenKeys {
 pub const MAX_LOGIN_ATTEMPTS: u32 = 10;
 /// The window over which [`MAX_LOGIN_ATTEMPTS`] count.
 pub const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
-/// Accounts whose attempts are remembered at once (bounds memory under password spraying).
-const THROTTLED_ACCOUNTS: u64 = 100_000;
-
 /// Slows down password guessing: each account (the normalised login name, known or not) gets
 /// [`MAX_LOGIN_ATTEMPTS`] attempts per [`LOGIN_WINDOW`]; a successful login starts afresh.
 /// An attempt is counted before its password is checked, so parallel guesses count too. The
-/// count is per API process.
-#[derive(Clone)]
-pub struct LoginThrottle {
-    /// Account → (attempts since the window opened, when it opened).
-    attempts: moka::sync::Cache<String, (u32, Instant)>,
-}
-
-impl Default for LoginThrottle {
-    fn default() -> Self {
-        Self {
-            attempts: moka::sync::Cache::builder()
-                .max_capacity(THROTTLED_ACCOUNTS)
-                .time_to_live(LOGIN_WINDOW)
-                .build(),
-        }
+/// count is kept in the database ([`access::count_login_attempt`]), so every API process of
+/// a deployment shares it, and it survives restarts.
+async fn throttle_login(db: &Db, account: &str) -> Result<(), ApiError> {
+    let window = chrono::Duration::from_std(LOGIN_WINDOW)
+        .map_err(|e| ApiError::Internal(format!("login window: {e}")))?;
+    let (attempts, opened) = access::count_login_attempt(db, account, window).await?;
+    if attempts <= MAX_LOGIN_ATTEMPTS {
+        return Ok(());
     }
-}
-
-impl LoginThrottle {
-    /// Counts an attempt for `account`, or refuses it when the account used up its window.
-    fn attempt(&self, account: &str) -> Result<(), ApiError> {
-        let now = Instant::now();
-        let mut wait = None;
-        self.attempts
-            .entry(account.to_owned())
-            .and_compute_with(|entry| match entry.map(|e| e.into_value()) {
-                Some((count, opened)) if now.duration_since(opened) < LOGIN_WINDOW => {
-                    if count >= MAX_LOGIN_ATTEMPTS {
-                        wait = Some(LOGIN_WINDOW - now.duration_since(opened));
-                        moka::ops::compute::Op::Nop
-                    } else {
-                        moka::ops::compute::Op::Put((count + 1, opened))
-                    }
-                }
-                _ => moka::ops::compute::Op::Put((1, now)),
-            });
-        match wait {
-            None => Ok(()),
-            Some(wait) => {
-                let retry_after_secs = wait.as_secs().max(1);
-                Err(ApiError::RateLimited {
-                    detail: format!(
-                        "too many failed logins for this account: try again in {retry_after_secs} seconds"
-                    ),
-                    retry_after_secs,
-                })
-            }
-        }
-    }
-
-    /// Forgets the attempts of an account that just logged in.
-    fn succeeded(&self, account: &str) {
-        self.attempts.invalidate(account);
-    }
+    let elapsed = (cleanmail_schema::now() - opened)
+        .to_std()
+        .unwrap_or_default();
+    let retry_after_secs = LOGIN_WINDOW.saturating_sub(elapsed).as_secs().max(1);
+    Err(ApiError::RateLimited {
+        detail: format!(
+            "too many failed logins for this account: try again in {retry_after_secs} seconds"
+        ),
+        retry_after_secs,
+    })
 }
 
 /// Hashes a password with argon2 (PHC string).
@@ -345,7 +307,7 @@ impl AppState {
     /// Checks an email and password (operators first, then mailbox users) and issues a token.
     pub async fn login(&self, email: &str, password: &str) -> Result<String, ApiError> {
         let email = email.trim().to_lowercase();
-        self.login_throttle.attempt(&email)?;
+        throttle_login(&self.db, &email).await?;
         let principal = match access::unscoped_operator_by_email_for_login(&self.db, &email).await {
             Ok(op) => match &op.password_hash {
                 Some(hash) if verify_password(password, hash) => {
@@ -393,7 +355,9 @@ impl AppState {
         };
         match principal {
             Some(principal) => {
-                self.login_throttle.succeeded(&email);
+                if let Err(err) = access::clear_login_attempts(&self.db, &email).await {
+                    tracing::warn!(%err, "clearing the failed logins of an account");
+                }
                 self.tokens.issue(&principal)
             }
             None => Err(ApiError::Unauthenticated),

@@ -67,8 +67,6 @@ pub struct AppState {
     pub outbound_relay: bool,
     /// Wakes the job workers after the API committed jobs; `None`: they sweep.
     pub job_notifier: Option<Arc<dyn JobNotifier>>,
-    /// Counts login attempts per account.
-    login_throttle: auth::LoginThrottle,
     /// Recipients a mailbox user may address from the webmail per hour (0: no limit).
     pub webmail_send_limit: u32,
 }
@@ -170,7 +168,6 @@ impl AppStateBuilder {
             dkim_sealer: cleanmail_core::dkim::KeySealer::new(&secret),
             outbound_relay: self.outbound_relay,
             job_notifier: self.job_notifier,
-            login_throttle: auth::LoginThrottle::default(),
             webmail_send_limit: self.webmail_send_limit,
             regions: Arc::new(self.regions),
             default_timezone: self.default_timezone.into(),

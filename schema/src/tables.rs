@@ -319,6 +319,15 @@ table! {
     }
 }
 
+table! {
+    /// Failed logins per account within the open window (see `store::access`).
+    login_attempts (account) {
+        account -> Text,
+        attempts -> Integer,
+        window_opened_at -> Timestamp,
+    }
+}
+
 joinable!(tenants -> resellers (reseller_id));
 joinable!(tenant_policies -> policies (policy_id));
 joinable!(domains -> tenants (tenant_id));
@@ -352,4 +361,5 @@ allow_tables_to_appear_in_same_query!(
     tenant_models,
     release_requests,
     dkim_keys,
+    login_attempts,
 );

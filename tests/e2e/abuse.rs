@@ -12,7 +12,7 @@ use crate::mail::sink;
 #[tokio::test]
 async fn login_attempts_are_limited_per_account() {
     for backend in backends() {
-        let server = Server::start(backend).await;
+        let mut server = Server::start(backend).await;
         let admin = server.client(&server.admin_key("root@platform.test"));
         let fx = Fixture::create(&admin, "Guessed").await;
         let address = format!("jean@{}", fx.domain_name);
@@ -79,6 +79,19 @@ async fn login_attempts_are_limited_per_account() {
             .id();
         login(anna_address.clone(), "wrong guess").await.expect(401);
         server.login_user(&admin, &anna, &anna_address).await;
+
+        // The count lives in the database, not in the API process: another process (the
+        // same server, killed and started again) still refuses the account.
+        server.kill_and_restart();
+        let refused = server
+            .anonymous()
+            .post(
+                "/api/v1/auth/login",
+                json!({ "email": address, "password": "correct horse battery" }),
+            )
+            .await
+            .expect(429);
+        assert_eq!(refused.body["code"], "RATE_LIMITED", "{}", refused.text);
     }
 }
 

@@ -2,12 +2,12 @@
 
 use diesel::{
     BoolExpressionMethods as _, ExpressionMethods as _, NullableExpressionMethods as _,
-    QueryDsl as _, SelectableHelper as _,
+    OptionalExtension as _, QueryDsl as _, SelectableHelper as _,
 };
 
 use crate::db::with_conn;
 use crate::models::{ApiKey, Operator};
-use crate::tables::{api_keys, operators, tenants};
+use crate::tables::{api_keys, login_attempts, operators, tenants};
 use crate::{ApiKeyId, Db, Page, PageRequest, Scope, StoreError};
 
 /// Inserts an operator.
@@ -142,6 +142,53 @@ pub async fn touch_api_key(db: &Db, key: &ApiKey) -> Result<(), StoreError> {
             .set(api_keys::last_used_at.eq(Some(now)))
             .execute(conn)
             .await?;
+        Ok(())
+    })
+}
+
+/// Counts a login attempt for `account` (a normalised login name, known or not) and returns
+/// the attempts counted in its window and when that window opened. A window lasts `window`;
+/// an attempt after it opens a new one. The count is in the database, so every API process
+/// sees the same one, and it is one atomic upsert, so parallel attempts all count. Rows of
+/// closed windows, this account's and others', are deleted on the way.
+pub async fn count_login_attempt(
+    db: &Db,
+    account: &str,
+    window: chrono::Duration,
+) -> Result<(u32, chrono::NaiveDateTime), StoreError> {
+    let now = crate::now();
+    with_conn!(db, conn => {
+        diesel::delete(login_attempts::table.filter(login_attempts::window_opened_at.le(now - window)))
+            .execute(conn)
+            .await?;
+        diesel::insert_into(login_attempts::table)
+            .values((
+                login_attempts::account.eq(account),
+                login_attempts::attempts.eq(1),
+                login_attempts::window_opened_at.eq(now),
+            ))
+            .on_conflict(login_attempts::account)
+            .do_update()
+            .set(login_attempts::attempts.eq(login_attempts::attempts + 1))
+            .execute(conn)
+            .await?;
+        // The row is gone only if its window closed in between and another process swept
+        // it: then this attempt is the first of a new window.
+        let (attempts, opened): (i32, chrono::NaiveDateTime) = login_attempts::table
+            .find(account)
+            .select((login_attempts::attempts, login_attempts::window_opened_at))
+            .first(conn)
+            .await
+            .optional()?
+            .unwrap_or((1, now));
+        Ok((u32::try_from(attempts).unwrap_or(u32::MAX), opened))
+    })
+}
+
+/// Forgets the attempts of an account that just logged in.
+pub async fn clear_login_attempts(db: &Db, account: &str) -> Result<(), StoreError> {
+    with_conn!(db, conn => {
+        diesel::delete(login_attempts::table.find(account)).execute(conn).await?;
         Ok(())
     })
 }
