@@ -21,6 +21,10 @@ const NOT_TENANT_OWNED: &[(&str, &str)] = &[
         "jobs",
         "the platform's work queue: a job names its tenant when it has one, and builds its scope again",
     ),
+    (
+        "login_attempts",
+        "failed logins per login name, counted before anyone is known (the name may not exist)",
+    ),
     ("__diesel_schema_migrations", "diesel bookkeeping"),
 ];
 
