@@ -1175,8 +1175,6 @@ fn cjk_tokens(token: &str, emit: &mut impl FnMut(&str)) {
     }
 }
 
-/// Whether a lowercase word could be a word of a Latin-alphabet language: a plausible share of
-/// vowels and no run of five consonants.
 /// The maximal runs of at least `min` (> 0) ASCII letters in `bytes`, in order. A window of
 /// `min` bytes that starts a run is checked from its end: the last non-letter in it is where
 /// the next candidate starts, so ordinary text of short words is skipped several bytes at a
@@ -1204,6 +1202,8 @@ fn letter_runs(bytes: &[u8], min: usize) -> impl Iterator<Item = &[u8]> {
     })
 }
 
+/// Whether a lowercase word could be a word of a Latin-alphabet language: a plausible share of
+/// vowels and no run of five consonants.
 fn is_wordlike(word: &[u8]) -> bool {
     let vowel = |b: u8| b"aeiouy".contains(&b);
     let vowels = word.iter().filter(|&&b| vowel(b)).count();

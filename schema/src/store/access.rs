@@ -149,8 +149,9 @@ pub async fn touch_api_key(db: &Db, key: &ApiKey) -> Result<(), StoreError> {
 /// Counts a login attempt for `account` (a normalised login name, known or not) and returns
 /// the attempts counted in its window and when that window opened. A window lasts `window`;
 /// an attempt after it opens a new one. The count is in the database, so every API process
-/// sees the same one, and it is one atomic upsert, so parallel attempts all count. Rows of
-/// closed windows, this account's and others', are deleted on the way.
+/// sees the same one, and each attempt adds to it with one atomic upsert, so parallel
+/// attempts all count. Rows of closed windows, this account's and others', are deleted on
+/// the way.
 pub async fn count_login_attempt(
     db: &Db,
     account: &str,
