@@ -21,6 +21,79 @@ struct World {
     domain: DomainId,
     jean: UserId,
     anna: UserId,
+    /// A second tenant of the same reseller, with one user.
+    other_tenant: TenantId,
+    other_domain: DomainId,
+    otto: UserId,
+}
+
+impl World {
+    /// The tenant, domain and address of one of the world's users.
+    fn home(&self, user: &UserId) -> (&TenantId, &DomainId, &'static str) {
+        if user == &self.otto {
+            (&self.other_tenant, &self.other_domain, "otto@beta.ch")
+        } else if user == &self.jean {
+            (&self.tenant, &self.domain, "jean@acme.ch")
+        } else {
+            (&self.tenant, &self.domain, "anna@acme.ch")
+        }
+    }
+}
+
+async fn tenant_with_domain(db: &Db, reseller: &ResellerId, domain: &str) -> (TenantId, DomainId) {
+    let at = now();
+    let tenant = tenants::create(
+        db,
+        Tenant {
+            id: TenantId::new(),
+            reseller_id: reseller.clone(),
+            name: domain.into(),
+            region: "ch".into(),
+            timezone: "Europe/Zurich".into(),
+            created_at: at,
+            updated_at: at,
+        },
+    )
+    .await
+    .unwrap();
+    let domain = domains::create(
+        db,
+        Domain {
+            id: DomainId::new(),
+            tenant_id: tenant.id.clone(),
+            name: domain.into(),
+            state: "live".into(),
+            destination: format!("mx.{domain}:25"),
+            created_at: at,
+            updated_at: at,
+        },
+    )
+    .await
+    .unwrap();
+    (tenant.id, domain.id)
+}
+
+async fn user(db: &Db, tenant: &TenantId, domain: &DomainId, address: &str) -> UserId {
+    let at = now();
+    users::create(
+        db,
+        User {
+            id: UserId::new(),
+            tenant_id: tenant.clone(),
+            domain_id: domain.clone(),
+            address: address.into(),
+            display_name: address.into(),
+            role: "user".into(),
+            language: "fr".into(),
+            status: "active".into(),
+            password_hash: None,
+            created_at: at,
+            updated_at: at,
+        },
+    )
+    .await
+    .unwrap()
+    .id
 }
 
 async fn world() -> World {
@@ -42,64 +115,19 @@ async fn world() -> World {
     )
     .await
     .unwrap();
-    let tenant = tenants::create(
-        &db,
-        Tenant {
-            id: TenantId::new(),
-            reseller_id: reseller.id.clone(),
-            name: "T".into(),
-            region: "ch".into(),
-            timezone: "Europe/Zurich".into(),
-            created_at: at,
-            updated_at: at,
-        },
-    )
-    .await
-    .unwrap();
-    let domain = domains::create(
-        &db,
-        Domain {
-            id: DomainId::new(),
-            tenant_id: tenant.id.clone(),
-            name: "acme.ch".into(),
-            state: "live".into(),
-            destination: "mx.acme.ch:25".into(),
-            created_at: at,
-            updated_at: at,
-        },
-    )
-    .await
-    .unwrap();
-    let mut ids = Vec::new();
-    for name in ["jean", "anna"] {
-        let user = users::create(
-            &db,
-            User {
-                id: UserId::new(),
-                tenant_id: tenant.id.clone(),
-                domain_id: domain.id.clone(),
-                address: format!("{name}@acme.ch"),
-                display_name: name.into(),
-                role: "user".into(),
-                language: "fr".into(),
-                status: "active".into(),
-                password_hash: None,
-                created_at: at,
-                updated_at: at,
-            },
-        )
-        .await
-        .unwrap();
-        ids.push(user.id);
-    }
+    let (tenant, domain) = tenant_with_domain(&db, &reseller.id, "acme.ch").await;
+    let (other_tenant, other_domain) = tenant_with_domain(&db, &reseller.id, "beta.ch").await;
     World {
+        jean: user(&db, &tenant, &domain, "jean@acme.ch").await,
+        anna: user(&db, &tenant, &domain, "anna@acme.ch").await,
+        otto: user(&db, &other_tenant, &other_domain, "otto@beta.ch").await,
         db,
         _dir: dir,
         reseller: reseller.id,
-        tenant: tenant.id,
-        domain: domain.id,
-        anna: ids.pop().unwrap(),
-        jean: ids.pop().unwrap(),
+        tenant,
+        domain,
+        other_tenant,
+        other_domain,
     }
 }
 
@@ -109,6 +137,7 @@ async fn store_copies(
     w: &World,
     copies: &[(&UserId, &str, chrono::NaiveDateTime, chrono::NaiveDateTime)],
 ) -> Vec<MessageId> {
+    let (tenant, domain, _) = w.home(copies[0].0);
     let log_id = MessageLogId::new();
     let job_id = JobId(format!("test:{log_id}"));
     jobs::enqueue(
@@ -116,7 +145,7 @@ async fn store_copies(
         &[Job::new(
             job_id.clone(),
             "test",
-            Some(w.tenant.clone()),
+            Some(tenant.clone()),
             "{}".into(),
             None,
             now(),
@@ -131,7 +160,7 @@ async fn store_copies(
     let received = copies[0].2;
     let log_entry = MessageLogEntry {
         id: log_id.clone(),
-        tenant_id: w.tenant.clone(),
+        tenant_id: tenant.clone(),
         mail_from: "s@spam.example".into(),
         rcpt_to: "[]".into(),
         client_ip: "192.0.2.1".into(),
@@ -156,16 +185,11 @@ async fn store_copies(
         .iter()
         .map(|(user, blob, received_at, expires_at)| Message {
             id: MessageId::new(),
-            tenant_id: w.tenant.clone(),
-            domain_id: w.domain.clone(),
+            tenant_id: tenant.clone(),
+            domain_id: domain.clone(),
             user_id: (*user).clone(),
             log_id: log_id.clone(),
-            recipient: if *user == &w.jean {
-                "jean@acme.ch"
-            } else {
-                "anna@acme.ch"
-            }
-            .into(),
+            recipient: w.home(user).2.into(),
             mail_from: "s@spam.example".into(),
             rcpt_to: "[]".into(),
             from_header: "s@spam.example".into(),
@@ -300,6 +324,99 @@ async fn lists_page_newest_first_within_the_callers_scope() {
             .await
             .is_err()
     );
+}
+
+#[tokio::test]
+async fn a_resellers_lists_page_across_its_tenants() {
+    let w = world().await;
+    let base = now() - TimeDelta::hours(1);
+    let expires = base + TimeDelta::days(30);
+    // The two tenants' mail interleaves in time, with a tie in the second tenant.
+    let arrivals = [
+        (&w.jean, 0),
+        (&w.otto, 1),
+        (&w.jean, 2),
+        (&w.otto, 3),
+        (&w.jean, 4),
+        (&w.otto, 5),
+        (&w.otto, 5),
+        (&w.jean, 6),
+    ];
+    for (i, (user, at)) in arrivals.iter().enumerate() {
+        let key = format!("blob/{i}");
+        store_copies(&w, &[(user, &key, base + TimeDelta::minutes(*at), expires)]).await;
+    }
+    let reseller = Scope::Reseller {
+        reseller_id: w.reseller.clone(),
+    };
+    let filter = MessageFilter::default();
+    let first = |limit| PageRequest {
+        after: None,
+        limit: Some(limit),
+    };
+
+    // The quarantine, three at a time.
+    let mut seen: Vec<Message> = Vec::new();
+    let mut page = first(3);
+    loop {
+        let listed = store::list(&w.db, &reseller, &filter, &page).await.unwrap();
+        assert!(listed.items.len() <= 3);
+        seen.extend(listed.items);
+        match listed.next_cursor {
+            Some(cursor) => page.after = Some(cursor),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), arrivals.len(), "every copy once");
+    assert!(
+        seen.windows(2)
+            .all(|p| (p[0].received_at, &p[0].id) > (p[1].received_at, &p[1].id)),
+        "newest first, strictly"
+    );
+    let owners: Vec<&UserId> = seen.iter().map(|m| &m.user_id).collect();
+    let mut expected: Vec<&UserId> = arrivals.iter().rev().map(|(u, _)| *u).collect();
+    expected.dedup();
+    let mut got = owners.clone();
+    got.dedup();
+    assert_eq!(got, expected, "both tenants' mail, interleaved by time");
+
+    // The message log, the same way.
+    let mut entries: Vec<MessageLogEntry> = Vec::new();
+    let mut page = first(3);
+    loop {
+        let listed = store::log_list(&w.db, &reseller, &filter, &page)
+            .await
+            .unwrap();
+        assert!(listed.items.len() <= 3);
+        entries.extend(listed.items);
+        match listed.next_cursor {
+            Some(cursor) => page.after = Some(cursor),
+            None => break,
+        }
+    }
+    assert_eq!(entries.len(), arrivals.len());
+    assert!(
+        entries
+            .windows(2)
+            .all(|p| (p[0].received_at, &p[0].id.0) > (p[1].received_at, &p[1].id.0))
+    );
+    let log_ids: Vec<&MessageLogId> = seen.iter().map(|m| &m.log_id).collect();
+    let entry_ids: Vec<&MessageLogId> = entries.iter().map(|e| &e.id).collect();
+    let (mut a, mut b) = (log_ids.clone(), entry_ids.clone());
+    a.sort();
+    b.sort();
+    assert_eq!(a, b, "one log entry per stored message");
+
+    // A tenant sees only its own.
+    let other = Scope::Tenant {
+        reseller_id: w.reseller.clone(),
+        tenant_id: w.other_tenant.clone(),
+    };
+    let theirs = store::log_list(&w.db, &other, &filter, &first(50))
+        .await
+        .unwrap();
+    assert_eq!(theirs.items.len(), 4);
+    assert!(theirs.items.iter().all(|e| e.tenant_id == w.other_tenant));
 }
 
 #[tokio::test]

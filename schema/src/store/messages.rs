@@ -141,11 +141,59 @@ macro_rules! search_filters {
     };
 }
 
-/// Messages visible in `scope`, newest first.
+/// A row of a list kept newest first: its keyset, the time of arrival then the id.
+trait Newest {
+    fn newest_key(&self) -> (NaiveDateTime, &str);
+}
+
+impl Newest for Message {
+    fn newest_key(&self) -> (NaiveDateTime, &str) {
+        (self.received_at, self.id.as_str())
+    }
+}
+
+impl Newest for MessageLogEntry {
+    fn newest_key(&self) -> (NaiveDateTime, &str) {
+        (self.received_at, &self.id.0)
+    }
+}
+
+/// The newest `fetch` rows of `scope`, newest first, as `load` reads them for a scope of at
+/// most one tenant (with its own `LIMIT fetch`).
 ///
-/// A reseller's list is merged from one index range scan per tenant (each `LIMIT n + 1`):
-/// a single `tenant_id IN (…)` query would make PostgreSQL read and sort every row of the
-/// reseller.
+/// A reseller's rows are merged from one index range scan per tenant: a single
+/// `tenant_id IN (…)` query would make PostgreSQL read and sort every row of the reseller, or
+/// walk the newest rows of every tenant on the platform until it has found enough of them.
+async fn newest_in_scope<T: Newest>(
+    db: &Db,
+    scope: &Scope,
+    fetch: i64,
+    load: impl AsyncFn(&Scope) -> Result<Vec<T>, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let Scope::Reseller { reseller_id } = scope else {
+        return load(scope).await;
+    };
+    let tenant_ids: Vec<crate::TenantId> = with_conn!(db, conn => {
+        crate::tables::tenants::table
+            .filter(crate::tables::tenants::reseller_id.eq(reseller_id.clone()))
+            .select(crate::tables::tenants::id)
+            .load(conn)
+            .await?
+    });
+    let mut rows = Vec::new();
+    for tenant_id in tenant_ids {
+        let tenant = Scope::Tenant {
+            reseller_id: reseller_id.clone(),
+            tenant_id,
+        };
+        rows.extend(load(&tenant).await?);
+    }
+    rows.sort_by(|a, b| b.newest_key().cmp(&a.newest_key()));
+    rows.truncate(fetch as usize);
+    Ok(rows)
+}
+
+/// Messages visible in `scope`, newest first.
 pub async fn list(
     db: &Db,
     scope: &Scope,
@@ -154,31 +202,10 @@ pub async fn list(
 ) -> Result<Page<Message>, StoreError> {
     let after = page.after.as_deref().map(parse_cursor).transpose()?;
     let fetch = page.limit() + 1;
-    let rows = match scope {
-        Scope::Reseller { reseller_id } => {
-            let tenant_ids: Vec<crate::TenantId> = with_conn!(db, conn => {
-                crate::tables::tenants::table
-                    .filter(crate::tables::tenants::reseller_id.eq(reseller_id.clone()))
-                    .select(crate::tables::tenants::id)
-                    .load(conn)
-                    .await?
-            });
-            let mut rows = Vec::new();
-            for tenant_id in tenant_ids {
-                let tenant = Scope::Tenant {
-                    reseller_id: reseller_id.clone(),
-                    tenant_id,
-                };
-                rows.extend(load_page(db, &tenant, filter, after.as_ref(), fetch).await?);
-            }
-            rows.sort_by(|a: &Message, b: &Message| {
-                (b.received_at, &b.id).cmp(&(a.received_at, &a.id))
-            });
-            rows.truncate(fetch as usize);
-            rows
-        }
-        _ => load_page(db, scope, filter, after.as_ref(), fetch).await?,
-    };
+    let rows = newest_in_scope(db, scope, fetch, async |scope: &Scope| {
+        load_page(db, scope, filter, after.as_ref(), fetch).await
+    })
+    .await?;
     Ok(page.finish(rows, cursor_of))
 }
 
@@ -768,18 +795,18 @@ pub async fn log(db: &Db, scope: &Scope, limit: i64) -> Result<Vec<MessageLogEnt
 /// Loads one page of message-log rows from `query`, newest first, after the page's cursor
 /// (`received_at <= at` bounds the index range; the `OR` only settles ties).
 macro_rules! log_page {
-    ($query:expr, $page:expr, $conn:expr) => {{
+    ($query:expr, $after:expr, $fetch:expr, $conn:expr) => {{
         let mut query = $query;
-        if let Some((at, id)) = $page.after.as_deref().map(parse_cursor).transpose()? {
-            query = query.filter(message_log::received_at.le(at)).filter(
+        if let Some((at, id)) = $after {
+            query = query.filter(message_log::received_at.le(*at)).filter(
                 message_log::received_at
-                    .lt(at)
-                    .or(message_log::id.lt(crate::MessageLogId(id))),
+                    .lt(*at)
+                    .or(message_log::id.lt(crate::MessageLogId(id.clone()))),
             );
         }
         query
             .order((message_log::received_at.desc(), message_log::id.desc()))
-            .limit($page.limit() + 1)
+            .limit($fetch)
             .select(MessageLogEntry::as_select())
             .load($conn)
             .await?
@@ -795,12 +822,21 @@ pub async fn log_list(
     filter: &MessageFilter,
     page: &PageRequest,
 ) -> Result<Page<MessageLogEntry>, StoreError> {
-    let rows: Vec<MessageLogEntry> = with_conn!(db, conn => {
-        let mut query =
-            crate::filter_tenant_scope!(message_log::table.into_boxed(), scope, message_log::tenant_id);
-        search_filters!(query, filter, message_log, lower(message_log::rcpt_to));
-        log_page!(query, page, conn)
-    });
+    let after = page.after.as_deref().map(parse_cursor).transpose()?;
+    let fetch = page.limit() + 1;
+    let rows = newest_in_scope(db, scope, fetch, async |scope: &Scope| {
+        let rows: Vec<MessageLogEntry> = with_conn!(db, conn => {
+            let mut query = crate::filter_tenant_scope!(
+                message_log::table.into_boxed(),
+                scope,
+                message_log::tenant_id
+            );
+            search_filters!(query, filter, message_log, lower(message_log::rcpt_to));
+            log_page!(query, after.as_ref(), fetch, conn)
+        });
+        Ok(rows)
+    })
+    .await?;
     Ok(page.finish(rows, |entry| cursor(entry.received_at, &entry.id.0)))
 }
 
@@ -829,9 +865,10 @@ pub async fn sent(
     mail_from: &str,
     page: &PageRequest,
 ) -> Result<Page<MessageLogEntry>, StoreError> {
+    let after = page.after.as_deref().map(parse_cursor).transpose()?;
     let rows: Vec<MessageLogEntry> = with_conn!(db, conn => {
         let query = outbound_of!(scope, mail_from);
-        log_page!(query, page, conn)
+        log_page!(query, after.as_ref(), page.limit() + 1, conn)
     });
     Ok(page.finish(rows, |entry| cursor(entry.received_at, &entry.id.0)))
 }
