@@ -4,14 +4,16 @@
 use std::time::Duration;
 
 use chrono::Duration as TimeDelta;
-use cleanmail_schema::models::{Domain, Job, Message, MessageLogEntry, Reseller, Tenant, User};
+use cleanmail_schema::models::{Job, Message, MessageLogEntry};
+use cleanmail_schema::store::jobs;
 use cleanmail_schema::store::mail::{IngestOutcome, purge_expired_messages, record_ingest};
 use cleanmail_schema::store::messages::{self as store, Folder, MessageFilter};
-use cleanmail_schema::store::{domains, jobs, resellers, tenants, users};
 use cleanmail_schema::{
     Db, DomainId, JobId, MessageId, MessageLogId, PageRequest, ResellerId, Scope, TenantId, UserId,
     now,
 };
+
+mod support;
 
 struct World {
     db: Db,
@@ -40,90 +42,18 @@ impl World {
     }
 }
 
-async fn tenant_with_domain(db: &Db, reseller: &ResellerId, domain: &str) -> (TenantId, DomainId) {
-    let at = now();
-    let tenant = tenants::create(
-        db,
-        Tenant {
-            id: TenantId::new(),
-            reseller_id: reseller.clone(),
-            name: domain.into(),
-            region: "ch".into(),
-            timezone: "Europe/Zurich".into(),
-            created_at: at,
-            updated_at: at,
-        },
-    )
-    .await
-    .unwrap();
-    let domain = domains::create(
-        db,
-        Domain {
-            id: DomainId::new(),
-            tenant_id: tenant.id.clone(),
-            name: domain.into(),
-            state: "live".into(),
-            destination: format!("mx.{domain}:25"),
-            created_at: at,
-            updated_at: at,
-        },
-    )
-    .await
-    .unwrap();
-    (tenant.id, domain.id)
-}
-
-async fn user(db: &Db, tenant: &TenantId, domain: &DomainId, address: &str) -> UserId {
-    let at = now();
-    users::create(
-        db,
-        User {
-            id: UserId::new(),
-            tenant_id: tenant.clone(),
-            domain_id: domain.clone(),
-            address: address.into(),
-            display_name: address.into(),
-            role: "user".into(),
-            language: "fr".into(),
-            status: "active".into(),
-            password_hash: None,
-            created_at: at,
-            updated_at: at,
-        },
-    )
-    .await
-    .unwrap()
-    .id
-}
-
 async fn world() -> World {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Db::connect(&format!("sqlite://{}", dir.path().join("t.db").display()))
-        .await
-        .unwrap();
-    db.migrate().await.unwrap();
-    let at = now();
-    let reseller = resellers::create(
-        &db,
-        Reseller {
-            id: ResellerId::new(),
-            name: "R".into(),
-            portal_url: None,
-            created_at: at,
-            updated_at: at,
-        },
-    )
-    .await
-    .unwrap();
-    let (tenant, domain) = tenant_with_domain(&db, &reseller.id, "acme.ch").await;
-    let (other_tenant, other_domain) = tenant_with_domain(&db, &reseller.id, "beta.ch").await;
+    let (db, dir) = support::sqlite().await;
+    let reseller = support::reseller(&db).await;
+    let (tenant, domain) = support::tenant_with_domain(&db, &reseller, "acme.ch").await;
+    let (other_tenant, other_domain) = support::tenant_with_domain(&db, &reseller, "beta.ch").await;
     World {
-        jean: user(&db, &tenant, &domain, "jean@acme.ch").await,
-        anna: user(&db, &tenant, &domain, "anna@acme.ch").await,
-        otto: user(&db, &other_tenant, &other_domain, "otto@beta.ch").await,
+        jean: support::user(&db, &tenant, &domain, "jean@acme.ch").await,
+        anna: support::user(&db, &tenant, &domain, "anna@acme.ch").await,
+        otto: support::user(&db, &other_tenant, &other_domain, "otto@beta.ch").await,
         db,
         _dir: dir,
-        reseller: reseller.id,
+        reseller,
         tenant,
         domain,
         other_tenant,
