@@ -158,20 +158,14 @@ impl Newest for MessageLogEntry {
     }
 }
 
-/// The newest `fetch` rows of `scope`, newest first, as `load` reads them for a scope of at
-/// most one tenant (with its own `LIMIT fetch`).
-///
-/// A reseller's rows are merged from one index range scan per tenant: a single
-/// `tenant_id IN (…)` query would make PostgreSQL read and sort every row of the reseller, or
-/// walk the newest rows of every tenant on the platform until it has found enough of them.
-async fn newest_in_scope<T: Newest>(
-    db: &Db,
-    scope: &Scope,
-    fetch: i64,
-    load: impl AsyncFn(&Scope) -> Result<Vec<T>, StoreError>,
-) -> Result<Vec<T>, StoreError> {
+/// The scopes that a list of `scope` is read in, each with its own `LIMIT`: one per tenant
+/// for a reseller, else `scope` itself. A reseller's list is merged from one index range scan
+/// per tenant ([`newest`]): a single `tenant_id IN (…)` query would make PostgreSQL read and
+/// sort every row of the reseller, or walk the newest rows of every tenant on the platform
+/// until it has found enough of them.
+async fn list_scopes(db: &Db, scope: &Scope) -> Result<Vec<Scope>, StoreError> {
     let Scope::Reseller { reseller_id } = scope else {
-        return load(scope).await;
+        return Ok(vec![scope.clone()]);
     };
     let tenant_ids: Vec<crate::TenantId> = with_conn!(db, conn => {
         crate::tables::tenants::table
@@ -180,17 +174,20 @@ async fn newest_in_scope<T: Newest>(
             .load(conn)
             .await?
     });
-    let mut rows = Vec::new();
-    for tenant_id in tenant_ids {
-        let tenant = Scope::Tenant {
+    Ok(tenant_ids
+        .into_iter()
+        .map(|tenant_id| Scope::Tenant {
             reseller_id: reseller_id.clone(),
             tenant_id,
-        };
-        rows.extend(load(&tenant).await?);
-    }
+        })
+        .collect())
+}
+
+/// The newest `fetch` of the rows read in each of [`list_scopes`], newest first.
+fn newest<T: Newest>(mut rows: Vec<T>, fetch: i64) -> Vec<T> {
     rows.sort_by(|a, b| b.newest_key().cmp(&a.newest_key()));
-    rows.truncate(fetch as usize);
-    Ok(rows)
+    rows.truncate(usize::try_from(fetch).unwrap_or(0));
+    rows
 }
 
 /// Messages visible in `scope`, newest first.
@@ -202,11 +199,11 @@ pub async fn list(
 ) -> Result<Page<Message>, StoreError> {
     let after = page.after.as_deref().map(parse_cursor).transpose()?;
     let fetch = page.limit() + 1;
-    let rows = newest_in_scope(db, scope, fetch, async |scope: &Scope| {
-        load_page(db, scope, filter, after.as_ref(), fetch).await
-    })
-    .await?;
-    Ok(page.finish(rows, cursor_of))
+    let mut rows = Vec::new();
+    for scope in list_scopes(db, scope).await? {
+        rows.extend(load_page(db, &scope, filter, after.as_ref(), fetch).await?);
+    }
+    Ok(page.finish(newest(rows, fetch), cursor_of))
 }
 
 /// Up to `fetch` rows of one scope after the cursor, newest first.
@@ -824,20 +821,30 @@ pub async fn log_list(
 ) -> Result<Page<MessageLogEntry>, StoreError> {
     let after = page.after.as_deref().map(parse_cursor).transpose()?;
     let fetch = page.limit() + 1;
-    let rows = newest_in_scope(db, scope, fetch, async |scope: &Scope| {
-        let rows: Vec<MessageLogEntry> = with_conn!(db, conn => {
-            let mut query = crate::filter_tenant_scope!(
-                message_log::table.into_boxed(),
-                scope,
-                message_log::tenant_id
-            );
-            search_filters!(query, filter, message_log, lower(message_log::rcpt_to));
-            log_page!(query, after.as_ref(), fetch, conn)
-        });
-        Ok(rows)
-    })
-    .await?;
-    Ok(page.finish(rows, |entry| cursor(entry.received_at, &entry.id.0)))
+    let mut rows = Vec::new();
+    for scope in list_scopes(db, scope).await? {
+        rows.extend(load_log_page(db, &scope, filter, after.as_ref(), fetch).await?);
+    }
+    Ok(page.finish(newest(rows, fetch), |entry| {
+        cursor(entry.received_at, &entry.id.0)
+    }))
+}
+
+/// Up to `fetch` message-log entries of one scope after the cursor, newest first.
+async fn load_log_page(
+    db: &Db,
+    scope: &Scope,
+    filter: &MessageFilter,
+    after: Option<&(NaiveDateTime, String)>,
+    fetch: i64,
+) -> Result<Vec<MessageLogEntry>, StoreError> {
+    let rows = with_conn!(db, conn => {
+        let mut query =
+            crate::filter_tenant_scope!(message_log::table.into_boxed(), scope, message_log::tenant_id);
+        search_filters!(query, filter, message_log, lower(message_log::rcpt_to));
+        log_page!(query, after, fetch, conn)
+    });
+    Ok(rows)
 }
 
 /// The outbound message-log rows of `mail_from` in `scope` (mail sent from the backup
