@@ -87,6 +87,10 @@ pub mod policy;
 pub mod scan;
 pub mod schedule;
 
+/// The languages a user can choose (ISO 639-1 codes): report emails and the pages of their
+/// one-click links are written in each of them.
+pub const LANGUAGES: [&str; 4] = ["en", "fr", "de", "it"];
+
 pub use address::{AddressError, DomainName, EmailAddress};
 pub use classifier::{BayesScore, Class, Model, TenantModel};
 pub use engine::{

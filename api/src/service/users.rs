@@ -1,6 +1,7 @@
 //! Users: the mailboxes of a domain. End users see and edit only themselves.
 
 use chrono::{DateTime, Utc};
+use cleanmail_core::LANGUAGES;
 use cleanmail_core::address::EmailAddress;
 use cleanmail_schema::models as m;
 use cleanmail_schema::store::{domains, users as store};
@@ -11,9 +12,6 @@ use utoipa::{IntoParams, ToSchema};
 use super::{Page, PageParams, required_text, utc};
 use crate::auth::{Principal, Role, check_password_strength, hash_password};
 use crate::{ApiError, AppState, Validator};
-
-/// Languages of the user interface and report emails.
-pub const LANGUAGES: [&str; 4] = ["en", "fr", "de", "it"];
 
 /// Whether an address has been confirmed by an admin (imported ones start `unverified`).
 #[derive(

@@ -285,6 +285,14 @@ mod tests {
     }
 
     #[test]
+    fn every_language_a_user_can_choose_has_its_pages() {
+        assert_eq!(ALL.len(), cleanmail_core::LANGUAGES.len());
+        for language in cleanmail_core::LANGUAGES {
+            assert_eq!(words(language).lang, language);
+        }
+    }
+
+    #[test]
     fn every_language_fills_in_the_same_placeholders() {
         for words in ALL {
             assert!(words.quarantine_of.contains("{address}"), "{}", words.lang);

@@ -208,3 +208,19 @@ pub fn strings(language: &str) -> &'static Strings {
         _ => &EN,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_language_a_user_can_choose_has_its_reports() {
+        for language in cleanmail_core::LANGUAGES {
+            let own = strings(language);
+            assert!(
+                language == "en" || !std::ptr::eq(own, &EN),
+                "{language} falls back to English"
+            );
+        }
+    }
+}

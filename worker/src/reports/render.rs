@@ -299,7 +299,7 @@ mod tests {
 
     #[test]
     fn user_report_in_every_language() {
-        for language in ["en", "fr", "de", "it"] {
+        for language in cleanmail_core::LANGUAGES {
             let email = render_user_report(&user_report(language));
             insta::assert_snapshot!(format!("user_report_{language}_text"), email.text);
             insta::assert_snapshot!(format!("user_report_{language}_subject"), email.subject);
