@@ -402,7 +402,10 @@ const FAMILIES: &[Family] = &[
         ],
     },
     // Advance-fee fraud in the languages of Swiss mailboxes: each language is its own
-    // family, so that six distinct phrases of one language are needed, as in English.
+    // family, so that six distinct phrases of one language are needed, as in English. There
+    // is no corpus in these languages to measure them on, so words that an honest notary,
+    // lawyer, invoice or charity uses (notary, lawyer, total sum, your help, lottery,
+    // donation) are left out: a real succession letter must not reach six.
     // Phrases are matched ignoring ASCII case only, so a word that can start a sentence with
     // an accented capital is listed in both forms.
     Family {
@@ -429,9 +432,6 @@ const FAMILIES: &[Family] = &[
             "mon defunt pere",
             "bénéficiaire",
             "beneficiaire",
-            "légataire",
-            "legataire",
-            "notaire",
             "millions d'euros",
             "millions de dollars",
             "dollars américains",
@@ -442,14 +442,11 @@ const FAMILIES: &[Family] = &[
             "partenaire etranger",
             "personne de confiance",
             "digne de confiance",
-            "votre assistance",
-            "de la somme totale",
             "% de la somme",
             "pour cent de la somme",
             "société de sécurité",
             "societe de securite",
             "coffre-fort",
-            "diplomatique",
             "maladie incurable",
             "orphelinat",
             "orphelinats",
@@ -470,9 +467,7 @@ const FAMILIES: &[Family] = &[
             "adresse e-mail privée",
             "adresse privée",
             "j'ai obtenu votre contact",
-            "votre contact",
             "vous avez gagné",
-            "loterie",
         ],
     },
     Family {
@@ -496,29 +491,21 @@ const FAMILIES: &[Family] = &[
             "begünstigter",
             "begünstigten",
             "beguenstigten",
-            "rechtsanwalt",
-            "notar",
             "millionen euro",
             "millionen dollar",
             "millionen us-dollar",
-            "us-dollar",
             "ausländischen partner",
             "ausländisches konto",
             "konto im ausland",
             "vertrauenswürdige person",
             "vertrauenswürdigen person",
             "ehrlich und vertrauenswürdig",
-            "ihre hilfe",
-            "ihre unterstützung",
             "prozent der gesamtsumme",
             "% der gesamtsumme",
-            "der gesamtsumme",
             "sicherheitsfirma",
             "sicherheitsunternehmen",
             "schließfach",
             "schliessfach",
-            "diplomat",
-            "diplomatische",
             "unheilbar",
             "waisenhaus",
             "waisenhäuser",
@@ -533,16 +520,13 @@ const FAMILIES: &[Family] = &[
             "dringende antwort",
             "private e-mail",
             "private e-mail-adresse",
-            "ihren kontakt",
             "sie haben gewonnen",
-            "lotterie",
         ],
     },
     Family {
         rules: &[(6, "ADVANCE_FEE")],
         phrases: &[
             "proposta d'affari",
-            "proposta commerciale",
             "massima riservatezza",
             "strettamente confidenziale",
             "trasferimento di fondi",
@@ -554,32 +538,23 @@ const FAMILIES: &[Family] = &[
             "defunto padre",
             "mio defunto",
             "beneficiario",
-            "avvocato",
-            "notaio",
             "milioni di euro",
             "milioni di dollari",
             "dollari americani",
-            "dollari usa",
             "partner straniero",
             "conto estero",
             "conto all'estero",
             "persona di fiducia",
             "onesto e affidabile",
             "onesta e affidabile",
-            "il tuo aiuto",
-            "la sua assistenza",
             "per cento della somma",
             "% della somma",
-            "somma totale",
             "società di sicurezza",
             "societa di sicurezza",
             "cassetta di sicurezza",
-            "diplomatico",
-            "diplomatica",
             "malattia incurabile",
             "orfanotrofio",
             "orfanotrofi",
-            "beneficenza",
             "opere di carità",
             "dio ti benedica",
             "dio vi benedica",
@@ -590,9 +565,7 @@ const FAMILIES: &[Family] = &[
             "risposta urgente",
             "email privata",
             "e-mail privata",
-            "il tuo contatto",
             "hai vinto",
-            "lotteria",
         ],
     },
 ];
@@ -766,14 +739,23 @@ mod tests {
             assert_eq!(fired.len(), 1, "{text}: {fired:?}");
             assert_eq!(fired[0].0, "ADVANCE_FEE");
         }
-        // A notary's ordinary letter about an estate uses a few of the words, not six.
-        let notary = "Maître, suite au décès de M. Favre, veuillez trouver l'acte de notoriété. \
-                      Le notaire a désigné le bénéficiaire de l'héritage; la somme sera versée \
-                      sur son compte à la Banque Cantonale.";
+        // A notary's letter about an estate, strictly confidential, uses a few of the words,
+        // not six.
+        let notary = "Madame, suite au décès de M. Favre, veuillez trouver l'acte de notoriété. \
+                      Le notaire, votre contact pour la succession, a désigné le bénéficiaire \
+                      de l'héritage et le légataire. Le transfert des fonds se fera sur votre \
+                      compte à la Banque Cantonale; nous traitons le dossier en toute \
+                      confidentialité. Merci de votre assistance.";
         assert!(tags_of("Succession Favre", notary).is_empty());
-        let erbe = "Sehr geehrte Frau Keller, der Notar hat die Erbschaft geregelt. Der \
-                    Rechtsanwalt sendet Ihnen die Unterlagen.";
+        let erbe = "Sehr geehrte Frau Keller, der Notar hat die Erbschaft geregelt; \
+                    Begünstigter ist Ihr Sohn. Der Rechtsanwalt sendet Ihnen die Unterlagen, \
+                    streng vertraulich, mit der Gesamtsumme. Ihr Kontakt: Herr Meier. Danke \
+                    für Ihre Hilfe und Ihre Unterstützung.";
         assert!(tags_of("Nachlass", erbe).is_empty());
+        let eredita = "Gentile signora, il notaio ha regolato l'eredità; il beneficiario è \
+                       suo figlio. L'avvocato le invia la proposta commerciale e la somma \
+                       totale, con la massima riservatezza. Grazie per il suo aiuto.";
+        assert!(tags_of("Successione", eredita).is_empty());
     }
 
     #[test]
