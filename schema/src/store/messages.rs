@@ -65,8 +65,9 @@ pub fn cursor(received_at: NaiveDateTime, id: &str) -> String {
     format!("{}.{id}", received_at.and_utc().timestamp_micros())
 }
 
-fn cursor_of(message: &Message) -> String {
-    cursor(message.received_at, message.id.as_str())
+fn cursor_of<T: Newest>(row: &T) -> String {
+    let (received_at, id) = row.newest_key();
+    cursor(received_at, id)
 }
 
 fn parse_cursor(cursor: &str) -> Result<(NaiveDateTime, String), StoreError> {
@@ -825,9 +826,7 @@ pub async fn log_list(
     for scope in list_scopes(db, scope).await? {
         rows.extend(load_log_page(db, &scope, filter, after.as_ref(), fetch).await?);
     }
-    Ok(page.finish(newest(rows, fetch), |entry| {
-        cursor(entry.received_at, &entry.id.0)
-    }))
+    Ok(page.finish(newest(rows, fetch), cursor_of))
 }
 
 /// Up to `fetch` message-log entries of one scope after the cursor, newest first.
@@ -877,7 +876,7 @@ pub async fn sent(
         let query = outbound_of!(scope, mail_from);
         log_page!(query, after.as_ref(), page.limit() + 1, conn)
     });
-    Ok(page.finish(rows, |entry| cursor(entry.received_at, &entry.id.0)))
+    Ok(page.finish(rows, cursor_of))
 }
 
 /// When `mail_from` (in `scope`) sent mail from the backup webmail at or after `since`, and
