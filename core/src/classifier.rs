@@ -1608,6 +1608,41 @@ mod tests {
     }
 
     #[test]
+    fn overlays_stored_before_the_split_keep_what_they_learned() {
+        // A tenant overlay as the previous format stored it: two heads, feature 7 seen twice
+        // as spam with a weight correction of 1.0 (shared by the heads).
+        let mut old = MAGIC_UNSPLIT.to_vec();
+        for word in [0u32, 2, 0] {
+            old.extend_from_slice(&word.to_le_bytes());
+        }
+        for bias in [0.0f32, 0.0] {
+            old.extend_from_slice(&bias.to_bits().to_le_bytes());
+        }
+        old.extend_from_slice(&1u32.to_le_bytes());
+        old.extend_from_slice(&7u32.to_le_bytes());
+        for count in [0u16, 2, 0] {
+            old.extend_from_slice(&count.to_le_bytes());
+        }
+        for weight in [2048i16, 2048] {
+            old.extend_from_slice(&weight.to_le_bytes());
+        }
+        let overlay = TenantModel::from_bytes(&old).unwrap();
+        assert_eq!(overlay.message_counts(), [0, 2, 0]);
+        assert_eq!(overlay.len(), 2, "the feature in both halves");
+        let structure = (2048.0 * UNSPLIT_STRUCTURE_WEIGHT).round() as f32 / 2048.0;
+        for (feature, weight) in [(7, 1.0), (7 | STRUCTURE_BIT, structure)] {
+            assert_eq!(overlay.features.get(&feature), Some(&[0, 2, 0]));
+            assert_eq!(overlay.weights.get(&feature), Some(&weight));
+        }
+        // Stored again, it is in the current format and reads back the same.
+        let again = overlay.to_bytes();
+        assert_eq!(&again[..8], MAGIC);
+        let back = TenantModel::from_bytes(&again).unwrap();
+        assert_eq!(back.len(), 2);
+        assert_eq!(back.weights.get(&(7 | STRUCTURE_BIT)), Some(&structure));
+    }
+
+    #[test]
     fn a_long_body_does_not_dilute_the_header_features() {
         // One header feature weighing 1.0 (and a text word weighing nothing).
         let header = 5 | STRUCTURE_BIT;
